@@ -1,0 +1,3 @@
+from export.cli import cli
+
+cli(prog_name="python -m export")

@@ -1,0 +1,48 @@
+"""`python -m export onnx CHECKPOINT`: parse options, call export_onnx, print the report."""
+from __future__ import annotations
+
+import click
+
+from export.graphs import DEFAULT_OPSET
+
+
+@click.group()
+def cli():
+    """Export a trainer checkpoint to the ONNX model folder the runtime loads.
+
+    \b
+    `export` is a shell builtin in bash and zsh: run this as `python -m export ...`
+    (or the `seq2seq-export` alias).
+    """
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--out", default="artifacts/onnx", show_default=True, type=click.Path(file_okay=False))
+@click.option("--opset", default=DEFAULT_OPSET, show_default=True, type=click.IntRange(14, 21))
+@click.option("--force", is_flag=True, help="Replace an existing output folder (only once the new one is complete).")
+@click.option("--quantize", type=click.Choice(["int8"]), help="onnxruntime dynamic int8 quantization of both graphs.")
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="onnx.checker and onnxruntime-vs-PyTorch parity before the folder is written.")
+def onnx(checkpoint, out, opset, force, quantize, verify):
+    """Write encoder.onnx, decoder.onnx, vocabularies and config.json for CHECKPOINT.
+
+    \b
+    python -m export onnx artifacts/checkpoint.pth
+    python -m export onnx artifacts/checkpoint.pth --out artifacts/onnx-int8 --quantize int8
+    """
+    from export.folder import ExportError, export_onnx
+    from trainer.checkpoint import CheckpointError
+
+    try:
+        report = export_onnx(checkpoint, out, opset, force, quantize, verify, log=click.echo)
+    except (ExportError, CheckpointError) as e:
+        raise click.ClickException(str(e)) from None
+    if verify:
+        for line in report.lines():
+            click.echo(line)
+    click.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    cli()

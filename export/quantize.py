@@ -1,0 +1,34 @@
+"""int8 dynamic quantization with onnxruntime's own tooling."""
+from __future__ import annotations
+
+from pathlib import Path
+
+# LSTM and MatMul carry nearly all weights; the output projection is a MatMul because the
+# decoder applies its Linear to a (B, 1, H) tensor (onnxruntime does not quantize Gemm dynamically).
+QUANTIZED_OPS = ["LSTM", "MatMul"]
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS)
+
+
+def quantized_op_counts(path: Path) -> dict[str, int]:
+    """Counts of the quantized ops in a graph (DynamicQuantizeLSTM, MatMulInteger, ...)."""
+    import onnx
+
+    counts: dict[str, int] = {}
+    for node in onnx.load(str(path)).graph.node:
+        if node.op_type in ("DynamicQuantizeLSTM", "MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLinear"):
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def float_weight_ops(path: Path) -> list[str]:
+    """Ops that still multiply by an fp32 weight matrix (should be empty after quantization)."""
+    import onnx
+
+    m = onnx.load(str(path))
+    inits = {i.name for i in m.graph.initializer if len(i.dims) >= 2 and i.data_type == onnx.TensorProto.FLOAT}
+    return [n.op_type for n in m.graph.node if n.op_type in ("LSTM", "MatMul", "Gemm") and any(x in inits for x in n.input)]

@@ -1,0 +1,3 @@
+from runtime.cli import cli
+
+cli(prog_name="runtime")

@@ -1,0 +1,110 @@
+"""Thin onnxruntime session wrappers for the encoder and the one-step decoder.
+
+On CPU they exchange numpy arrays. On CUDA the recurrent state (hidden, cell) stays on the GPU
+as OrtValues through IOBinding; only token ids (and, for beam search, log-probabilities) cross
+to the host each step.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from runtime.model_format import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class DeviceError(Exception):
+    """The requested device can't be used."""
+
+
+def available_providers() -> list[str]:
+    return ort.get_available_providers()
+
+
+def resolve_device(device: str) -> tuple[str, str | None]:
+    """'auto' | 'cpu' | 'cuda' -> ('cpu' | 'cuda', a one-line notice or None)."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise DeviceError(f"unknown device {device!r}: use auto, cpu or cuda")
+    has_cuda = CUDA in available_providers()
+    if device == "cuda" and not has_cuda:
+        raise DeviceError(
+            "device cuda: this onnxruntime has no CUDAExecutionProvider; install onnxruntime-gpu "
+            "(see README: GPU install) or use --device cpu"
+        )
+    if device == "auto":
+        return ("cuda", None) if has_cuda else ("cpu", "notice: no CUDA provider, running on CPU")
+    return device, None
+
+
+def make_session(path: os.PathLike | str, device: str, threads: int | None) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    providers = [CUDA, CPU] if device == "cuda" else [CPU]
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+
+
+State = Any  # (hidden, cell): numpy arrays on CPU, OrtValues on CUDA; each (layers, batch, hidden)
+
+
+class EncoderSession:
+    def __init__(self, session: ort.InferenceSession, device: str):
+        self.session, self.device = session, device
+
+    def __call__(self, src_ids: np.ndarray, src_lengths: np.ndarray) -> State:
+        """src_ids (B, S) int64, src_lengths (B,) int64 -> (hidden, cell)."""
+        if self.device == "cpu":
+            hidden, cell = self.session.run(list(ENCODER_OUTPUTS), {ENCODER_INPUTS[0]: src_ids, ENCODER_INPUTS[1]: src_lengths})
+            return hidden, cell
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(ENCODER_INPUTS[0], src_ids)
+        binding.bind_cpu_input(ENCODER_INPUTS[1], src_lengths)
+        for name in ENCODER_OUTPUTS:
+            binding.bind_output(name, "cuda")
+        self.session.run_with_iobinding(binding)
+        hidden, cell = binding.get_outputs()
+        return hidden, cell
+
+
+class DecoderSession:
+    def __init__(self, session: ort.InferenceSession, device: str):
+        self.session, self.device = session, device
+
+    def step(self, prev_ids: np.ndarray, state: State, want_log_probs: bool = False):
+        """prev_ids (B,) int64 -> (next_ids (B,) int64, log_probs (B, V) float32 or None, new state)."""
+        hidden, cell = state
+        if self.device == "cpu":
+            names = ["next_ids", "new_hidden", "new_cell"] + (["log_probs"] if want_log_probs else [])
+            outs = self.session.run(names, {"prev_ids": prev_ids, "hidden": hidden, "cell": cell})
+            return outs[0], (outs[3] if want_log_probs else None), (outs[1], outs[2])
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("prev_ids", prev_ids)
+        binding.bind_ortvalue_input("hidden", hidden)
+        binding.bind_ortvalue_input("cell", cell)
+        binding.bind_output("new_hidden", "cuda")
+        binding.bind_output("new_cell", "cuda")
+        binding.bind_output("next_ids", "cpu")  # the only per-step copy for greedy: B int64
+        binding.bind_output("logits", "cuda")
+        binding.bind_output("log_probs", "cpu" if want_log_probs else "cuda")
+        self.session.run_with_iobinding(binding)
+        outs = dict(zip(DECODER_OUTPUTS, binding.get_outputs()))
+        log_probs = outs["log_probs"].numpy() if want_log_probs else None
+        return outs["next_ids"].numpy(), log_probs, (outs["new_hidden"], outs["new_cell"])
+
+    def select(self, state: State, rows: np.ndarray) -> State:
+        """Reorders / subsets the batch rows of the state (beam search)."""
+        hidden, cell = state
+        if self.device == "cpu":
+            return hidden[:, rows], cell[:, rows]
+        # a gather on the host: beam search already brings log-probs over each step, and the
+        # state is small next to them ((L, B, H) against (B, V))
+        h, c = hidden.numpy()[:, rows], cell.numpy()[:, rows]
+        return (ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(h), "cuda", 0),
+                ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(c), "cuda", 0))

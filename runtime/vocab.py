@@ -1,0 +1,74 @@
+"""Vocabulary (index = token id) and the source/target id layout shared by trainer and runtime."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable, Sequence
+
+PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<sos>", "<eos>"
+SPECIALS = (PAD, UNK, SOS, EOS)
+PAD_ID, UNK_ID, SOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+class Vocab:
+    """Token <-> id mapping; ids 0..3 are the specials <pad> <unk> <sos> <eos>."""
+
+    def __init__(self, itos: Sequence[str]):
+        if tuple(itos[:4]) != SPECIALS:
+            raise ValueError(f"a vocabulary must start with {list(SPECIALS)}, got {list(itos[:4])}")
+        self.itos = list(itos)
+        self.stoi = {tok: i for i, tok in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise ValueError("a vocabulary has duplicate tokens")
+
+    @classmethod
+    def build(cls, sentences: Iterable[list[str]], min_freq: int = 1, max_size: int | None = None) -> "Vocab":
+        """Most frequent first (ties alphabetical, so the result is deterministic)."""
+        counts = Counter(tok for sent in sentences for tok in sent)
+        words = sorted((w for w, n in counts.items() if n >= min_freq and w not in SPECIALS),
+                       key=lambda w: (-counts[w], w))
+        if max_size is not None:
+            words = words[: max(0, max_size - len(SPECIALS))]
+        return cls(list(SPECIALS) + words)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self.itos == other.itos
+
+    def ids(self, tokens: Iterable[str]) -> list[int]:
+        return [self.stoi.get(t, UNK_ID) for t in tokens]
+
+    def tokens(self, ids: Iterable[int]) -> list[str]:
+        """Ids up to the first <eos>, specials dropped."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == EOS_ID:
+                break
+            if i >= len(SPECIALS):
+                out.append(self.itos[i])
+            elif i == UNK_ID:
+                out.append(UNK)
+        return out
+
+
+def source_ids(tokens: list[str], vocab: Vocab, reverse: bool, max_len: int) -> list[int]:
+    """<sos> + (reversed) words + <eos>, at most max_len ids in all (words beyond are dropped).
+
+    Sutskever et al. reverse the source so the first source words sit next to the first target
+    words, which shortens the dependencies the LSTM must carry.
+    """
+    words = vocab.ids(tokens[: max(0, max_len - 2)])
+    if reverse:
+        words.reverse()
+    return [SOS_ID] + words + [EOS_ID]
+
+
+def target_ids(tokens: list[str], vocab: Vocab) -> list[int]:
+    return [SOS_ID] + vocab.ids(tokens) + [EOS_ID]
+
+
+def max_target_len(src_len: int, a: float, b: int, cap: int) -> int:
+    """Decoding budget for a source of src_len ids: a * src_len + b, at most cap (tokens, <eos> included)."""
+    return int(min(cap, a * src_len + b))

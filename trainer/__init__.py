@@ -1,0 +1,1 @@
+"""Training of the LSTM encoder-decoder translator (PyTorch)."""

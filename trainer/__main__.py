@@ -1,0 +1,3 @@
+from trainer.cli import cli
+
+cli(prog_name="trainer")

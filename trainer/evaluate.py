@@ -1,0 +1,70 @@
+"""`trainer evaluate`: loss, perplexity, BLEU and chrF (sacrebleu) with PyTorch decoding."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from runtime.model_format import DecodingDefaults
+from runtime.vocab import max_target_len, source_ids
+from trainer.data import DataOptions, encode_pairs, load_corpus, pad
+from trainer.model import Seq2Seq
+from trainer.train import loss_on, model_from_checkpoint
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    ppl: float
+    bleu: float
+    chrf: float
+    case_insensitive: bool
+    samples: list[tuple[str, str, str]]  # source, reference, hypothesis
+    n: int
+
+
+def torch_translate(model: Seq2Seq, src_vocab, tgt_vocab, tokenizer, texts: list[str], batch_size: int = 64,
+                    device: torch.device | str = "cpu", max_len: int | None = None, beam_size: int = 1,
+                    length_penalty: float = 0.0) -> list[str]:
+    """Batched greedy (or beam) decoding in PyTorch, with the runtime's length rule and detokeniser."""
+    cfg, dec = model.cfg, DecodingDefaults()
+    ids = [source_ids(tokenizer.tokenize(t), src_vocab, cfg.reverse_source, cfg.max_source_len) for t in texts]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out: list[str] = [""] * len(texts)
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        src, src_len = pad([ids[i] for i in idx])
+        caps = torch.tensor([max_target_len(len(ids[i]), dec.max_len_a, dec.max_len_b, max_len or dec.max_len)
+                             for i in idx])
+        if beam_size > 1:
+            from trainer.beam import torch_beam_search
+
+            hyps = torch_beam_search(model, src.to(device), src_len, caps, beam_size, length_penalty)
+        else:
+            hyps = model.greedy(src.to(device), src_len, caps)
+        for i, h in zip(idx, hyps):
+            out[i] = tokenizer.detokenize(tgt_vocab.tokens(h))
+    return out
+
+
+def evaluate(ckpt: dict, data: str, opts: DataOptions | None = None, batch_size: int = 64,
+             device: str = "cpu", n_samples: int = 5, beam_size: int = 1, length_penalty: float = 0.0) -> EvalResult:
+    import sacrebleu
+
+    model, src_vocab, tgt_vocab, tokenizer = model_from_checkpoint(ckpt)
+    model.to(device)
+    pairs = load_corpus(data, opts).pairs
+    encoded = encode_pairs(pairs, tokenizer, src_vocab, tgt_vocab, model.cfg.reverse_source, model.cfg.max_source_len)
+    loss = loss_on(model, encoded, batch_size, torch.device(device))
+    sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
+    hyps = torch_translate(model, src_vocab, tgt_vocab, tokenizer, sources, batch_size, device,
+                           beam_size=beam_size, length_penalty=length_penalty)
+    # a lower-casing model can't restore case, so it is scored case-insensitively
+    lower = tokenizer.lowercase
+    bleu = sacrebleu.corpus_bleu(hyps, [refs], lowercase=lower).score
+    chrf = sacrebleu.corpus_chrf([h.lower() for h in hyps] if lower else hyps,
+                                 [[r.lower() for r in refs] if lower else refs]).score
+    samples = list(zip(sources, refs, hyps))[:n_samples]
+    return EvalResult(loss, math.exp(min(loss, 50)), bleu, chrf, lower, samples, len(pairs))
