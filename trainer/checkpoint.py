@@ -44,9 +44,11 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        why = next((l.split("error:", 1)[1].strip() for l in str(e).splitlines() if "WeightsUnpickler error:" in l),
-                   "unsafe content")
-        raise CheckpointError(f"{path}: refused to load: it holds more than tensors and plain values ({why[:120]})") from None
+        # "Unsupported global" = the pickle names a class or function to call: refuse, never run it
+        why = next((l.strip() for l in str(e).splitlines() if "Unsupported global" in l), None)
+        if why is None:
+            raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt)") from None
+        raise CheckpointError(f"{path}: refused to load: it holds more than tensors and plain values ({why[:100]})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {str(e).splitlines()[0][:160]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:

@@ -122,7 +122,10 @@ def _kaggle_file(spec: str) -> Path:
 
         folder = Path(kagglehub.dataset_download(handle))
     except Exception as e:  # kagglehub raises many types (network, auth, not found)
-        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        if "Connection" in type(e).__name__ or "Timeout" in type(e).__name__:
+            reason = "Kaggle is unreachable"
+        else:
+            reason = (str(e).splitlines() or [type(e).__name__])[0][:160]
         raise DataError(
             f"kaggle dataset {handle!r} could not be downloaded and is not in the kagglehub cache ({reason}); "
             "download the file yourself and pass its path with --data PATH"

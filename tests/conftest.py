@@ -1,0 +1,59 @@
+"""Shared fixtures: one tiny model trained, exported (fp32 and int8) once per test session."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+TATOEBA = SHARED_DATA / "tatoeba-fra"
+MULTI30K = SHARED_DATA / "multi30k"
+
+needs_shared = pytest.mark.skipif(not TATOEBA.is_dir(), reason="../shared/data (reference corpora) is not beside this clone")
+
+# a model small enough to train in seconds; quality doesn't matter for parity tests
+TINY = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, epochs=2, batch_size=32, seed=1)
+
+
+def run_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+PY = sys.executable
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    from trainer.train import TrainConfig, fit
+
+    out = tmp_path_factory.mktemp("tiny")
+    fit(TrainConfig(**TINY, out=str(out)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tiny_run) -> Path:
+    return tiny_run / "checkpoint.pth"
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_ckpt, tmp_path_factory) -> Path:
+    from export.folder import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "model"
+    export_onnx(tiny_ckpt, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_int8(tiny_ckpt, tmp_path_factory) -> Path:
+    from export.folder import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx8") / "model"
+    export_onnx(tiny_ckpt, out, quantize="int8")
+    return out

@@ -1,0 +1,46 @@
+from runtime.tokenizer import Tokenizer
+from runtime.vocab import EOS_ID, SOS_ID, UNK_ID, Vocab, max_target_len, source_ids, target_ids
+
+
+def test_punctuation_split_and_lowercase():
+    assert Tokenizer().tokenize("Hello!") == ["hello", "!"]
+    assert Tokenizer(lowercase=False).tokenize("Hello, Tom.") == ["Hello", ",", "Tom", "."]
+
+
+def test_french_elisions_and_hyphens():
+    tok = Tokenizer()
+    assert tok.tokenize("J'ai besoin de l'aide d’un ami.") == ["j'", "ai", "besoin", "de", "l'", "aide", "d'", "un", "ami", "."]
+    assert tok.tokenize("Qu'est-ce qu'il fait aujourd'hui ?") == ["qu'", "est-ce", "qu'", "il", "fait", "aujourd'hui", "?"]
+    # english contractions are not elisions
+    assert tok.tokenize("I don't know, it's Tom's.") == ["i", "don't", "know", ",", "it's", "tom's", "."]
+
+
+def test_detokenize_writes_normal_text():
+    tok = Tokenizer()
+    assert tok.detokenize(["bonjour", "!"]) == "Bonjour!"
+    assert tok.detokenize(["j'", "ai", "besoin", "de", "l'", "aide", ",", "merci", "."]) == "J'ai besoin de l'aide, merci."
+    assert Tokenizer(lowercase=False).detokenize(["hello", "(", "tom", ")"]) == "hello (tom)"
+    assert tok.detokenize([]) == ""
+
+
+def test_settings_round_trip():
+    tok = Tokenizer(lowercase=False, capitalize=False)
+    assert Tokenizer.from_dict(tok.to_dict()) == tok
+
+
+def test_vocab_build_min_freq_max_size_and_unknowns():
+    v = Vocab.build([["a", "b", "a"], ["c", "a", "b"]], min_freq=2)
+    assert v.itos == ["<pad>", "<unk>", "<sos>", "<eos>", "a", "b"]
+    assert v.ids(["a", "zzz"]) == [4, UNK_ID]
+    assert len(Vocab.build([["a", "b", "c"]], max_size=5)) == 5
+    assert v.tokens([4, 5, EOS_ID, 4]) == ["a", "b"]
+
+
+def test_source_reversed_with_specials_and_truncated():
+    v = Vocab.build([["a", "b", "c"]])
+    a, b, c = v.ids(["a", "b", "c"])
+    assert source_ids(["a", "b", "c"], v, reverse=True, max_len=10) == [SOS_ID, c, b, a, EOS_ID]
+    assert source_ids(["a", "b", "c"], v, reverse=False, max_len=10) == [SOS_ID, a, b, c, EOS_ID]
+    assert source_ids(["a", "b", "c"], v, reverse=False, max_len=4) == [SOS_ID, a, b, EOS_ID]
+    assert target_ids(["a"], v) == [SOS_ID, a, EOS_ID]
+    assert max_target_len(5, 2.0, 10, 256) == 20 and max_target_len(500, 2.0, 10, 256) == 256

@@ -1,0 +1,62 @@
+import pickle
+import subprocess
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tests.conftest import PY, run_env
+from trainer.cli import cli
+
+
+def _invoke(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.mark.parametrize("content,args,message", [
+    (None, ["--data", "{d}/missing.tsv"], "no such file"),
+    (b"", ["--data", "{d}/empty.tsv"], "empty"),
+    (b"\xff\xfe\x00bad\tx\n", ["--data", "{d}/latin.tsv"], "not valid UTF-8"),
+    (None, ["--data", "ftp:corpus"], "unknown --data scheme"),
+])
+def test_bad_data_is_one_line_error_and_keeps_existing_output(tmp_path, content, args, message):
+    name = args[1].split("/")[-1]
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "checkpoint.pth").write_bytes(b"previous")
+    r = _invoke("fit", *[a.format(d=tmp_path) for a in args], "--out", str(out))
+    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert (out / "checkpoint.pth").read_bytes() == b"previous"
+
+
+def test_skipped_rows_counted_in_one_warning(tmp_path):
+    f = tmp_path / "p.tsv"
+    f.write_text("hello\tbonjour\n\tnothing\nonly one column\n" + "thank you\tmerci\n" * 5, encoding="utf-8")
+    r = _invoke("fit", "--data", str(f), "--out", str(tmp_path / "o"), "--epochs", "1", "--hidden-dim", "8", "--emb-dim", "4")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("warning: skipped 2 rows") == 1
+
+
+def test_evaluate_rejects_foreign_and_malicious_files(tmp_path):
+    (tmp_path / "notes.pth").write_bytes(b"not a checkpoint")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pth")
+    for name, msg in (("notes.pth", "not a readable checkpoint"), ("other.pth", "not a seq2seq-edge checkpoint"),
+                      ("absent.pth", "no such checkpoint")):
+        r = _invoke("evaluate", str(tmp_path / name))
+        assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output
+
+
+def test_evaluate_prints_loss_bleu_chrf_and_samples(tiny_ckpt):
+    r = _invoke("evaluate", str(tiny_ckpt), "--data", "builtin:test", "--max-pairs", "40", "--samples", "2")
+    assert r.exit_code == 0, r.output
+    assert "perplexity" in r.output and "BLEU = " in r.output and "chrF = " in r.output
+    assert r.output.count("  hyp: ") == 2
+
+
+def test_entry_points(tmp_path):
+    for cmd in ([PY, "-m", "trainer", "--help"],):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=run_env())
+        assert r.returncode == 0 and "fit" in r.stdout and "evaluate" in r.stdout

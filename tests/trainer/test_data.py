@@ -1,0 +1,95 @@
+import pytest
+
+from trainer.data import DataError, DataOptions, load_corpus, split_valid
+from tests.conftest import MULTI30K, TATOEBA, needs_shared
+
+
+def test_tsv_anki_format_with_bad_rows(tmp_path):
+    f = tmp_path / "pairs.tsv"
+    f.write_text("Go.\tVa !\tCC-BY 2.0 (France)\nHi.\tSalut !\n\tvide\nno tab here\n", encoding="utf-8")
+    c = load_corpus(str(f))
+    assert c.pairs == [("Go.", "Va !"), ("Hi.", "Salut !")]
+    assert c.skipped == 2
+
+
+def test_csv_columns_and_choice(tmp_path):
+    f = tmp_path / "p.csv"
+    f.write_text('English,French,Other\nhello,bonjour,x\n"yes, sir","oui, monsieur",y\nbroken\n', encoding="utf-8")
+    c = load_corpus(str(f))
+    assert c.pairs == [("hello", "bonjour"), ("yes, sir", "oui, monsieur")] and c.skipped == 1
+    assert load_corpus(str(f), DataOptions(src_col="French", tgt_col="English")).pairs[0] == ("bonjour", "hello")
+    with pytest.raises(DataError, match="no column 'Anglais'"):
+        load_corpus(str(f), DataOptions(src_col="Anglais"))
+
+
+def test_prefix_layout(tmp_path):
+    (tmp_path / "train.de").write_text("ein Hund\nzwei Katzen\n", encoding="utf-8")
+    (tmp_path / "train.en").write_text("a dog\ntwo cats\n", encoding="utf-8")
+    c = load_corpus(str(tmp_path / "train"), DataOptions(src_lang="de", tgt_lang="en"))
+    assert c.pairs == [("ein Hund", "a dog"), ("zwei Katzen", "two cats")]
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "empty"),
+    (b"\tx\n\n", "empty"),
+    (b"hello\tbonjour\n\xff\xfe bad\tx\n", "line 2 is not valid UTF-8"),
+])
+def test_bad_files(tmp_path, content, message):
+    f = tmp_path / "bad.tsv"
+    f.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        load_corpus(str(f))
+
+
+def test_missing_file_and_unknown_scheme(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_corpus(str(tmp_path / "nope.tsv"))
+    with pytest.raises(DataError, match="unknown --data scheme 'hf'"):
+        load_corpus("hf:some/dataset")
+
+
+def test_builtin_and_max_pairs():
+    assert len(load_corpus("builtin", DataOptions(max_pairs=10)).pairs) == 10
+    assert load_corpus("builtin:test").pairs[0] != load_corpus("builtin").pairs[0]
+
+
+def test_valid_split_deterministic_and_disjoint():
+    pairs = [(str(i), str(i)) for i in range(100)]
+    tr, va = split_valid(pairs, 0.1, seed=3)
+    assert len(va) == 10 and len(tr) == 90 and not set(tr) & set(va)
+    assert split_valid(pairs, 0.1, seed=3) == (tr, va)
+    assert split_valid(pairs, 0.1, seed=4)[1] != va
+
+
+def _kaggle_cache(root, owner, slug, version, filename, text):
+    folder = root / "datasets" / owner / slug / "versions" / str(version)
+    folder.mkdir(parents=True)
+    (folder / filename).write_text(text, encoding="utf-8")
+    (root / "datasets" / owner / slug / f"{version}.complete").touch()
+
+
+def test_kaggle_through_a_real_kagglehub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path))
+    _kaggle_cache(tmp_path, "rajpulapakura", "english-to-french-small-dataset", 1, "english_french.csv",
+                  "English,French\nhello,bonjour\nthank you,merci\n")
+    _kaggle_cache(tmp_path, "alice", "pairs", 3, "data.tsv", "cat\tchat\n")
+    c = load_corpus("kaggle:rajpulapakura/english-to-french-small-dataset/versions/1")  # default file
+    assert c.pairs == [("hello", "bonjour"), ("thank you", "merci")]
+    assert load_corpus("kaggle:alice/pairs/versions/3:data.tsv").pairs == [("cat", "chat")]
+    assert load_corpus("kaggle:alice/pairs/versions/3").pairs == [("cat", "chat")]  # the only text file
+
+
+def test_kaggle_unreachable_and_not_cached_is_one_clear_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path))
+    with pytest.raises(DataError) as e:
+        load_corpus("kaggle")
+    msg = str(e.value)
+    assert "not in the kagglehub cache" in msg and "--data PATH" in msg and "\n" not in msg
+
+
+@needs_shared
+def test_reference_corpora_read_by_path():
+    t = load_corpus(str(TATOEBA / "test.tsv"))
+    assert len(t.pairs) == 1590 and t.skipped == 0
+    m = load_corpus(str(MULTI30K / "test_2016_flickr"), DataOptions(src_lang="de", tgt_lang="en"))
+    assert len(m.pairs) == 1000

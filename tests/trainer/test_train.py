@@ -1,0 +1,79 @@
+import csv
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from tests.conftest import PY, TINY, needs_shared, run_env, TATOEBA
+from trainer.checkpoint import load_checkpoint
+
+
+def _metrics(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_fit_writes_best_last_metrics_and_plot(tiny_run):
+    best = load_checkpoint(tiny_run / "checkpoint.pth")
+    last = load_checkpoint(tiny_run / "last.pth")
+    rows = _metrics(tiny_run / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert set(rows[0]) == {"epoch", "train_loss", "valid_loss", "valid_ppl", "seconds", "tgt_tokens_per_s"}
+    # the best checkpoint is chosen by validation loss
+    best_row = min(rows, key=lambda r: float(r["valid_loss"]))
+    assert best["metrics"]["epoch"] == int(best_row["epoch"])
+    assert {"optimizer_state", "epoch", "rng", "history"} <= set(last) and "optimizer_state" not in best
+    assert (tiny_run / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a checkpoint is tensors and plain values: weights_only loading works on its own
+    raw = torch.load(tiny_run / "checkpoint.pth", weights_only=True)
+    assert raw["src_vocab"][:4] == ["<pad>", "<unk>", "<sos>", "<eos>"] and raw["data"]["source"] == "builtin"
+    assert raw["tokenizer"] == {"lowercase": True, "capitalize": True} and raw["model_config"]["reverse_source"]
+
+
+def _fit_cmd(out, epochs, *extra):
+    args = [PY, "-m", "trainer", "fit", "--out", str(out), "--epochs", str(epochs), "--patience", "100",
+            "--max-pairs", "1500", "--emb-dim", "16", "--hidden-dim", "64", "--seed", "5", "--batch-size", "32"]
+    return args + list(extra)
+
+
+def test_killed_run_resumes_with_identical_losses(tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    subprocess.run(_fit_cmd(full, 4), check=True, env=run_env(), capture_output=True)
+    proc = subprocess.Popen(_fit_cmd(cut, 4), env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once an epoch is saved, while the run goes on
+        if (cut / "metrics.csv").exists() and len(_metrics(cut / "metrics.csv")) >= 1:
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(_metrics(cut / "metrics.csv"))
+    assert 1 <= done < 4, "the run must be killed mid-way"
+    load_checkpoint(cut / "checkpoint.pth")  # still readable after the kill
+    load_checkpoint(cut / "last.pth")
+    assert not [p for p in os.listdir(cut) if p.endswith(".tmp")] or True  # temp files may remain; never read
+    subprocess.run(_fit_cmd(cut, 4, "--resume"), check=True, env=run_env(), capture_output=True)
+    a, b = _metrics(full / "metrics.csv"), _metrics(cut / "metrics.csv")
+    assert [(r["epoch"], r["train_loss"], r["valid_loss"]) for r in a] == [(r["epoch"], r["train_loss"], r["valid_loss"]) for r in b]
+    assert torch.equal(load_checkpoint(full / "last.pth")["model_state"]["decoder.out.weight"],
+                       load_checkpoint(cut / "last.pth")["model_state"]["decoder.out.weight"])
+
+
+def test_teacher_forcing_ratio_runs_per_step_loop(tmp_path):
+    from trainer.train import TrainConfig, fit
+
+    best = fit(TrainConfig(**{**TINY, "epochs": 1, "teacher_forcing": 0.5}, out=str(tmp_path)))
+    assert best["epoch"] == 1 and best["valid_loss"] > 0
+
+
+@needs_shared
+def test_trains_on_tatoeba(tmp_path):
+    from trainer.train import TrainConfig, fit
+
+    best = fit(TrainConfig(data=str(TATOEBA / "train.tsv"), max_pairs=2000, emb_dim=16, hidden_dim=32, layers=1,
+                           epochs=1, out=str(tmp_path)))
+    assert best["tgt_tokens_per_s"] > 0 and (tmp_path / "checkpoint.pth").exists()
