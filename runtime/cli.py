@@ -135,11 +135,12 @@ def info(model_dir):
     from pathlib import Path
 
     from runtime.model_format import ModelFolderError, load_config
-    from runtime.sessions import available_providers
+    from runtime.sessions import DeviceError, available_providers
 
     try:
         cfg = load_config(model_dir)
-    except ModelFolderError as e:
+        providers = available_providers()
+    except (ModelFolderError, DeviceError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"model folder      {model_dir}")
     click.echo(f"format version    {cfg.format_version}  (opset {cfg.opset}, {cfg.quantization or 'fp32'})")
@@ -151,7 +152,7 @@ def info(model_dir):
     for name in sorted(cfg.files):
         click.echo(f"  {name:<24} {Path(model_dir, name).stat().st_size / 1e6:9.3f} MB  sha256 {cfg.files[name][:12]}")
     click.echo(f"producer          {', '.join(f'{k} {v}' for k, v in cfg.producer.items() if k != 'checkpoint_metrics')}")
-    click.echo(f"providers         {', '.join(available_providers())}")
+    click.echo(f"providers         {', '.join(providers)}")
 
 
 if __name__ == "__main__":

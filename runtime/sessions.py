@@ -10,7 +10,11 @@ import os
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
+
+try:
+    import onnxruntime as ort
+except ImportError:  # a plain `pip install .` brings neither build; the user picks one
+    ort = None
 
 from runtime.model_format import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
 
@@ -22,7 +26,12 @@ class DeviceError(Exception):
     """The requested device can't be used."""
 
 
+NO_ORT = "onnxruntime is not installed: pip install 'seq2seq-edge[cpu]' (or '[gpu]' for onnxruntime-gpu)"
+
+
 def available_providers() -> list[str]:
+    if ort is None:
+        raise DeviceError(NO_ORT)
     return ort.get_available_providers()
 
 

@@ -45,7 +45,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         # "Unsupported global" = the pickle names a class or function to call: refuse, never run it
-        why = next((l.strip() for l in str(e).splitlines() if "Unsupported global" in l), None)
+        why = next((l.strip() for l in str(e).splitlines() if "unsupported global" in l.lower()), None)
         if why is None:
             raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt)") from None
         raise CheckpointError(f"{path}: refused to load: it holds more than tensors and plain values ({why[:100]})") from None

@@ -57,6 +57,8 @@ def cli():
 @click.option("--teacher-forcing", default=1.0, show_default=True, type=click.FloatRange(0, 1),
               help="Probability of feeding the gold token; 1.0 takes the fast whole-sequence path.")
 @click.option("--patience", default=3, show_default=True, type=click.IntRange(1), help="Early-stopping epochs.")
+@click.option("--time-budget", type=click.FloatRange(0, min_open=True),
+              help="Stop training after this many seconds (mid-epoch; validation and checkpoint still run).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--out", default="artifacts", show_default=True, type=click.Path(file_okay=False),

@@ -94,6 +94,23 @@ class Seq2Seq(nn.Module):
             prev = torch.where(use_gold, tgt[:, t + 1], step_logits.argmax(-1))
         return logits
 
+    def loss(self, src, src_lengths, tgt, teacher_forcing: float = 1.0) -> tuple[torch.Tensor, int]:
+        """Mean cross-entropy over the non-padding target tokens, and their count.
+
+        The fast path projects only real tokens' outputs onto the vocabulary: with a large target
+        vocabulary that projection is most of the work, and padding positions would be thrown away.
+        """
+        gold = tgt[:, 1:]
+        mask = gold != PAD_ID  # (B, T-1)
+        if teacher_forcing >= 1.0:
+            hidden, cell = self.encoder(src, src_lengths)
+            emb = self.decoder.dropout(self.decoder.embedding(tgt[:, :-1]))  # (B, T-1, E)
+            output, _ = self.decoder.lstm(emb, (hidden, cell))  # (B, T-1, H)
+            logits = self.decoder.out(output[mask])  # (N, V)
+        else:
+            logits = self(src, src_lengths, tgt, teacher_forcing)[mask]
+        return nn.functional.cross_entropy(logits.float(), gold[mask]), int(mask.sum())
+
     @torch.no_grad()
     def greedy(self, src: torch.Tensor, src_lengths: torch.Tensor, max_lens: torch.Tensor) -> list[list[int]]:
         """Batched greedy decoding; max_lens (B,) caps each sentence's tokens (<eos> included).

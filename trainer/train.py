@@ -47,6 +47,7 @@ class TrainConfig:
     clip: float = 1.0
     teacher_forcing: float = 1.0  # measured default: see README "Teacher forcing"
     patience: int | None = 3  # epochs without a better validation loss before stopping
+    time_budget: float | None = None  # seconds of training; stops mid-epoch when spent
     seed: int = 0
     device: str = "auto"
     out: str = "artifacts"
@@ -103,13 +104,11 @@ def loss_on(model: Seq2Seq, data: Encoded, batch_size: int, device: torch.device
         return float("nan")
     model.eval()
     total, tokens = 0.0, 0
-    loss_fn = nn.CrossEntropyLoss(ignore_index=PAD_ID, reduction="sum")
     with torch.no_grad():
         for src, src_len, tgt in batches(data, batch_size):
-            src, tgt = src.to(device), tgt.to(device)
-            logits = model(src, src_len, tgt, teacher_forcing=1.0)
-            total += loss_fn(logits.reshape(-1, logits.size(-1)).float(), tgt[:, 1:].reshape(-1)).item()
-            tokens += int((tgt[:, 1:] != PAD_ID).sum())
+            loss, n = model.loss(src.to(device), src_len, tgt.to(device), teacher_forcing=1.0)
+            total += loss.item() * n
+            tokens += n
     return total / max(tokens, 1)
 
 
@@ -119,18 +118,17 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, leave=False, disable=not sys.stderr.isatty(), unit="batch")
 
 
-def train_epoch(model, opt, scaler, data: Encoded, cfg: TrainConfig, device, generator, desc="") -> tuple[float, int, float]:
-    """One pass over data -> (mean loss per target token, target tokens, seconds)."""
+def train_epoch(model, opt, scaler, data: Encoded, cfg: TrainConfig, device, generator, desc="",
+                deadline: float | None = None) -> tuple[float, int, float]:
+    """One pass over data (or until the deadline) -> (mean loss per target token, target tokens, seconds)."""
     model.train()
-    loss_fn = nn.CrossEntropyLoss(ignore_index=PAD_ID)
     total, tokens, start = 0.0, 0, time.perf_counter()
     n_batches = math.ceil(len(data) / cfg.batch_size)
     with _progress(n_batches, desc) as bar:
         for src, src_len, tgt in batches(data, cfg.batch_size, generator):
             src, tgt = src.to(device), tgt.to(device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=scaler is not None):
-                logits = model(src, src_len, tgt, cfg.teacher_forcing)
-                loss = loss_fn(logits.reshape(-1, logits.size(-1)).float(), tgt[:, 1:].reshape(-1))
+                loss, n = model.loss(src, src_len, tgt, cfg.teacher_forcing)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -143,11 +141,12 @@ def train_epoch(model, opt, scaler, data: Encoded, cfg: TrainConfig, device, gen
                 scaler.update()
             else:
                 opt.step()
-            n = int((tgt[:, 1:] != PAD_ID).sum())
             total += loss.item() * n
             tokens += n
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
+            if deadline is not None and time.perf_counter() > deadline:
+                break
     return total / max(tokens, 1), tokens, time.perf_counter() - start
 
 
@@ -230,11 +229,15 @@ def fit(cfg: TrainConfig, resume: bool = False, log=lambda msg: None) -> dict:
         tokenizer=tokenizer.to_dict(), data={"source": cfg.data, "valid": cfg.valid}, train_config=asdict(cfg),
         torch_version=str(torch.__version__),
     )
+    deadline = time.perf_counter() + cfg.time_budget if cfg.time_budget else None
     for epoch in range(start_epoch, cfg.epochs + 1):
         if cfg.patience is not None and bad_epochs >= cfg.patience:
             break
+        if deadline is not None and time.perf_counter() > deadline:
+            log(f"time budget of {cfg.time_budget:g}s spent")
+            break
         train_loss, tokens, seconds = train_epoch(model, opt, scaler, train_data, cfg, device, shuffle,
-                                                  desc=f"epoch {epoch}/{cfg.epochs}")
+                                                  desc=f"epoch {epoch}/{cfg.epochs}", deadline=deadline)
         valid_loss = loss_on(model, valid_data, cfg.batch_size, device)
         row = dict(epoch=epoch, train_loss=round(train_loss, 5), valid_loss=round(valid_loss, 5),
                    valid_ppl=round(math.exp(min(valid_loss, 50)), 3), seconds=round(seconds, 2),

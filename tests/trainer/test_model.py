@@ -46,3 +46,12 @@ def test_paper_scale_builds_and_runs():
     assert m.encoder.lstm.num_layers == 4 and m.encoder.lstm.hidden_size == 1000
     logits = m(torch.tensor([[2, 5, 3]]), torch.tensor([3]), torch.tensor([[2, 7, 3]]))
     assert logits.shape == (1, 2, 1000)
+
+
+def test_loss_skips_padding_and_matches_full_cross_entropy():
+    m = _model(emb_dim=8, hidden_dim=16)
+    src, lengths = torch.tensor([[2, 5, 6, 3], [2, 7, 3, 0]]), torch.tensor([4, 3])
+    tgt = torch.tensor([[2, 10, 11, 12, 3], [2, 13, 3, 0, 0]])
+    loss, n = m.loss(src, lengths, tgt)
+    full = torch.nn.functional.cross_entropy(m(src, lengths, tgt).reshape(-1, 60), tgt[:, 1:].reshape(-1), ignore_index=0)
+    assert n == 6 and torch.allclose(loss, full, atol=1e-6)

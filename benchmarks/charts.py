@@ -1,0 +1,49 @@
+"""PNG charts for docs/benchmarks.md from the scripts' JSON results (artifacts/bench/*.json)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from common import OUT, ROOT
+
+DOCS = ROOT / "docs"
+
+
+def main() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    decode = OUT / "decode.json"
+    if decode.exists():
+        rows = json.loads(decode.read_text())["rows"]
+        names = list(rows)
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        bars = ax.bar(range(len(names)), [rows[n]["speedup"] for n in names], color=["#999"] + ["#3b7dd8"] * (len(names) - 1))
+        ax.bar_label(bars, fmt="%.1fx", fontsize=8)
+        ax.set_xticks(range(len(names)), [n.replace("runtime_", "").replace("reference_eager_b1", "PyTorch eager b1") for n in names],
+                      rotation=20, fontsize=8)
+        ax.set_ylabel("sentences/s vs PyTorch eager batch 1")
+        ax.set_title("Greedy decoding speedup (tatoeba-fra test, CPU)")
+        fig.tight_layout()
+        fig.savefig(DOCS / "speedup.png", dpi=110)
+    quality = OUT / "quality.json"
+    if quality.exists():
+        curves = json.loads(quality.read_text())["curves"]
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for name, pts in curves.items():
+            ax.plot([p["train_s"] for p in pts], [p["bleu"] for p in pts], marker="o", label=name)
+        ax.set_xlabel("training wall-clock (s, 2 CPU cores)")
+        ax.set_ylabel("BLEU (greedy, test)")
+        ax.set_title("BLEU vs training time")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(DOCS / "bleu_vs_time.png", dpi=110)
+    print(json.dumps({"charts": [p.name for p in DOCS.glob("*.png")]}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Shared helpers for the benchmark scripts (not part of the product)."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+TATOEBA = SHARED / "tatoeba-fra"
+MULTI30K = SHARED / "multi30k"
+OUT = ROOT / "artifacts" / "bench"
+sys.path.insert(0, str(ROOT))
+
+
+def require_shared() -> None:
+    if not TATOEBA.is_dir():
+        sys.exit(f"benchmarks need the reference corpora at {SHARED} (../shared/data beside the clone)")
+
+
+def machine() -> dict:
+    import numpy
+    import onnxruntime
+
+    info = {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "numpy": numpy.__version__, "onnxruntime": onnxruntime.__version__}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    try:
+        info["cpu"] = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return info
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(cmd, env=env, cwd=ROOT, text=True, capture_output=True, check=True, **kw)
+
+
+def emit(result: dict) -> None:
+    """The last line of every script: one JSON object."""
+    print(json.dumps(result, ensure_ascii=False))

@@ -1,0 +1,184 @@
+"""Decoding speed, size and fidelity: PyTorch eager (the reference) vs the onnxruntime runtime.
+
+The reference decodes one sentence at a time as the reference design does: an encoder call, then
+one decoder-module call per step with `argmax().item()` per token. Every row runs in its own
+process so peak RSS belongs to that configuration alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import OUT, ROOT, TATOEBA, emit, machine, peak_rss_mb, require_shared, run
+
+ROWS = ["reference_eager_b1", "runtime_fp32_b1", "runtime_int8_b1", "runtime_fp32_b32", "runtime_int8_b32",
+        "runtime_fp32_b128", "runtime_int8_b128"]
+
+
+def folder_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in Path(path).iterdir() if p.is_file()) / 1e6
+
+
+def sentences(n: int) -> list[str]:
+    lines = (TATOEBA / "test.tsv").read_text(encoding="utf-8").splitlines()
+    return [l.split("\t")[0] for l in lines[:n]]
+
+
+def reference_row(ckpt_path: str, texts: list[str], device: str) -> tuple[list[float], list[str]]:
+    import torch
+
+    from runtime.model_format import DecodingDefaults
+    from runtime.vocab import EOS_ID, SOS_ID, max_target_len, source_ids
+    from trainer.checkpoint import load_checkpoint
+    from trainer.train import model_from_checkpoint
+
+    torch.set_grad_enabled(False)
+    model, sv, tv, tok = model_from_checkpoint(load_checkpoint(ckpt_path))
+    model.to(device)
+    dec = DecodingDefaults()
+    times, outs = [], []
+    for text in texts:
+        t0 = time.perf_counter()
+        ids = source_ids(tok.tokenize(text), sv, model.cfg.reverse_source, model.cfg.max_source_len)
+        src = torch.tensor([ids], device=device)
+        hidden, cell = model.encoder(src, torch.tensor([len(ids)]))
+        prev, words = torch.tensor([SOS_ID], device=device), []
+        for _ in range(max_target_len(len(ids), dec.max_len_a, dec.max_len_b, dec.max_len)):
+            logits, hidden, cell = model.decoder.step(prev, hidden, cell)
+            token = logits.argmax(-1).item()
+            if token == EOS_ID:
+                break
+            words.append(token)
+            prev = torch.tensor([token], device=device)
+        outs.append(tok.detokenize(tv.tokens(words)))
+        times.append(time.perf_counter() - t0)
+    return times, outs
+
+
+def runtime_row(model_dir: str, texts: list[str], batch: int, device: str) -> tuple[list[float], list[str]]:
+    from runtime import Translator
+
+    t = Translator(model_dir, device=device)
+    t.translate(texts[:4], batch_size=batch)  # warm-up
+    times, outs = [], []
+    if batch == 1:
+        for text in texts:
+            t0 = time.perf_counter()
+            outs += t.translate([text])
+            times.append(time.perf_counter() - t0)
+        return times, outs
+    # batched: the runtime sorts by length inside each call; per-sentence time = call time / size
+    for i in range(0, len(texts), batch):
+        chunk = texts[i : i + batch]
+        t0 = time.perf_counter()
+        outs += t.translate(chunk, batch_size=batch)
+        times += [(time.perf_counter() - t0) / len(chunk)] * len(chunk)
+    return times, outs
+
+
+def child(args) -> None:
+    texts = sentences(args.n_b1 if args.row.endswith("_b1") else args.n)
+    if args.row.startswith("reference"):
+        times, outs = reference_row(args.checkpoint, texts, args.device)
+    else:
+        _, kind, b = args.row.split("_")
+        times, outs = runtime_row(args.fp32 if kind == "fp32" else args.int8, texts, int(b[1:]), args.device)
+    print(json.dumps({"times": times, "outs": outs, "rss_mb": peak_rss_mb(), "torch_loaded": "torch" in sys.modules}))
+
+
+def cold_start(model_dir: str, repeat: int) -> dict:
+    cmd = [sys.executable, "-m", "runtime", "translate", "--model", model_dir, "--device", "cpu", "hello"]
+    import_cmd = [sys.executable, "-c", "import runtime.cli, runtime.translator"]
+    base_cmd = [sys.executable, "-c", "pass"]
+
+    def timed(c):
+        ts = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run(c, cwd=ROOT, capture_output=True, check=True, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts)
+
+    base = timed(base_cmd)
+    return {"cold_start_s": round(timed(cmd), 3), "import_runtime_s": round(timed(import_cmd) - base, 3),
+            "python_startup_s": round(base, 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--checkpoint", default=str(OUT / "tf-1.0" / "checkpoint.pth"))
+    ap.add_argument("--n", type=int, default=1590, help="test sentences for batched rows")
+    ap.add_argument("--n-b1", type=int, default=300, help="test sentences for batch-1 rows")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--quick", action="store_true", help="tiny run under 60 s")
+    ap.add_argument("--row", help=argparse.SUPPRESS)
+    ap.add_argument("--fp32", help=argparse.SUPPRESS)
+    ap.add_argument("--int8", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.row:
+        return child(args)
+    require_shared()
+    if args.quick:
+        args.n, args.n_b1 = 128, 30
+        args.checkpoint = str(OUT / "quick" / "checkpoint.pth")
+        run([sys.executable, "-m", "trainer", "fit", "--data", str(TATOEBA / "train.tsv"), "--max-pairs", "3000",
+             "--epochs", "1", "--time-budget", "8", "--min-freq", "2", "--out", str(OUT / "quick")])
+    elif not Path(args.checkpoint).exists():
+        sys.exit(f"{args.checkpoint}: no checkpoint; run benchmarks/teacher_forcing.py first or pass --checkpoint")
+    folders = {}
+    for kind, extra in (("fp32", []), ("int8", ["--quantize", "int8"])):
+        folders[kind] = str(Path(args.checkpoint).parent / f"onnx-{kind}")
+        run([sys.executable, "-m", "export", "onnx", args.checkpoint, "--out", folders[kind], "--force", *extra])
+    rows = {}
+    for row in ROWS:
+        if args.device == "cuda" and "int8" in row:
+            continue  # dynamic int8 ops run on the CPU provider only
+        r = run([sys.executable, __file__, "--row", row, "--checkpoint", args.checkpoint, "--fp32", folders["fp32"],
+                 "--int8", folders["int8"], "--n", str(args.n), "--n-b1", str(args.n_b1), "--device", args.device])
+        rows[row] = json.loads(r.stdout.strip().splitlines()[-1])
+    ref = rows["reference_eager_b1"]
+    ref_sps = len(ref["times"]) / sum(ref["times"])
+    import torch
+
+    ckpt_mb = sum(v.numel() * v.element_size() for v in torch.load(args.checkpoint, weights_only=True)["model_state"].values()) / 1e6
+    table = {}
+    for name, r in rows.items():
+        ts = sorted(r["times"])
+        sps = len(ts) / sum(ts)
+        table[name] = {
+            "ms_p50": round(1000 * statistics.median(ts), 3), "ms_p90": round(1000 * ts[int(0.9 * (len(ts) - 1))], 3),
+            "sent_per_s": round(sps, 1), "speedup": round(sps / ref_sps, 2),
+            "size_mb": round(ckpt_mb if name.startswith("reference") else folder_mb(folders["int8" if "int8" in name else "fp32"]), 2),
+            "peak_rss_mb": round(r["rss_mb"], 1), "torch_loaded": r["torch_loaded"], "sentences": len(ts),
+        }
+    # fidelity: onnxruntime fp32 greedy vs PyTorch greedy on the same sentences; int8 vs fp32
+    n1 = len(ref["outs"])
+    same_fp32 = sum(a == b for a, b in zip(ref["outs"], rows["runtime_fp32_b1"]["outs"])) / n1
+    fid = {"fp32_identical_to_pytorch_b1": round(same_fp32, 4)}
+    if "runtime_int8_b32" in rows:
+        fp, q = rows["runtime_fp32_b32"]["outs"], rows["runtime_int8_b32"]["outs"]
+        fid["int8_identical_to_fp32"] = round(sum(a == b for a, b in zip(fp, q)) / len(fp), 4)
+    fid["fp32_b32_identical_to_b1"] = round(sum(a == b for a, b in zip(rows["runtime_fp32_b1"]["outs"], rows["runtime_fp32_b32"]["outs"])) / n1, 4)
+    cold = cold_start(folders["fp32"], 3 if args.quick else 7)
+    print(f"{'configuration':22s} {'p50 ms':>8s} {'p90 ms':>8s} {'sent/s':>9s} {'speedup':>8s} {'size MB':>8s} {'RSS MB':>8s}")
+    for name, t in table.items():
+        print(f"{name:22s} {t['ms_p50']:8.2f} {t['ms_p90']:8.2f} {t['sent_per_s']:9.1f} {t['speedup']:7.1f}x "
+              f"{t['size_mb']:8.2f} {t['peak_rss_mb']:8.1f}")
+    print(f"fidelity {fid}; cold start {cold}")
+    batched = [t["sent_per_s"] for n, t in table.items() if not n.endswith("_b1") and n.startswith("runtime")]
+    emit({
+        "speedup_fp32_b1": table["runtime_fp32_b1"]["speedup"],
+        "speedup_int8_b1": table.get("runtime_int8_b1", {}).get("speedup"),
+        "speedup_batched": round(max(batched) / ref_sps, 2),
+        "rows": table, "fidelity": fid, **cold, "device": args.device, "checkpoint": args.checkpoint,
+        "machine": machine(),
+    })
+
+
+if __name__ == "__main__":
+    main()

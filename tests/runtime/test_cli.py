@@ -1,0 +1,93 @@
+import json
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from runtime.cli import cli
+from tests.conftest import PY, ROOT, run_env
+
+
+def _run(*args, **kw):
+    return CliRunner().invoke(cli, list(args), **kw)
+
+
+def test_translate_arguments_and_json(tiny_onnx):
+    r = _run("translate", "--model", str(tiny_onnx), "hello", "thank you")
+    assert r.exit_code == 0, r.output
+    assert len(r.stdout.strip().splitlines()) == 2
+    r = _run("translate", "--model", str(tiny_onnx), "--json", "hello")
+    doc = json.loads(r.stdout)
+    assert doc["translations"][0]["source"] == "hello" and {"load_s", "translate_s", "ms_per_sentence"} <= set(doc["timings"])
+
+
+def test_model_from_environment_variable(tiny_onnx, monkeypatch):
+    monkeypatch.setenv("SEQ2SEQ_MODEL", str(tiny_onnx))
+    assert _run("translate", "hello").exit_code == 0
+    assert "format version" in _run("info").output
+
+
+def test_input_file_stdin_and_output_file(tiny_onnx, tmp_path):
+    lines = ["hello", "", "the cat is black"] * 40
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    r = _run("translate", "--model", str(tiny_onnx), "--input", str(src), "--output", str(out), "--batch-size", "4")
+    assert r.exit_code == 0, r.output
+    written = out.read_text(encoding="utf-8").splitlines()
+    assert len(written) == len(lines) and written[1] == "" and written[0] == written[3]
+    r = _run("translate", "--model", str(tiny_onnx), "--input", "-", input="\n".join(lines[:3]) + "\n")
+    assert r.stdout.splitlines() == written[:3]
+
+
+def test_invalid_utf8_input_names_the_line(tiny_onnx, tmp_path):
+    src = tmp_path / "bad.txt"
+    src.write_bytes(b"hello\nok\n\xff\xfebad\n")
+    r = _run("translate", "--model", str(tiny_onnx), "--input", str(src))
+    assert r.exit_code == 1 and "line 3 is not valid UTF-8" in r.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--beam", "0", "x"], "--beam"),
+    (["--beam", "-2", "x"], "--beam"),
+    (["--beam", "2", "--n-best", "3", "x"], "--n-best 3 is larger than --beam 2"),
+    (["--length-penalty", "-1", "x"], "--length-penalty"),
+    ([], "nothing to translate"),
+])
+def test_bad_options(tiny_onnx, args, message):
+    r = _run("translate", "--model", str(tiny_onnx), *args)
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+
+
+def test_missing_and_corrupt_model_folder(tiny_onnx, tmp_path):
+    r = _run("translate", "--model", str(tmp_path / "none"), "hello")
+    assert r.exit_code == 1 and "python -m export onnx" in r.output and len(r.output.strip().splitlines()) == 1
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    r = _run("translate", "--model", str(bad), "hello")
+    assert r.exit_code == 1 and "unreadable" in r.output and "Traceback" not in r.output
+
+
+def test_truncation_warns_once(tiny_onnx):
+    r = _run("translate", "--model", str(tiny_onnx), "cat " * 300, "dog " * 300)
+    assert r.exit_code == 0 and r.stderr.count("warning:") == 1 and len(r.stdout.splitlines()) == 2
+
+
+def test_info(tiny_onnx):
+    r = _run("info", str(tiny_onnx))
+    assert r.exit_code == 0
+    for word in ("format version    1", "encoder.onnx", "target", "CPUExecutionProvider"):
+        assert word in r.output
+
+
+def test_n_best_with_scores(tiny_onnx):
+    r = _run("translate", "--model", str(tiny_onnx), "--beam", "4", "--n-best", "3", "--json", "the cat is black")
+    hyps = json.loads(r.stdout)["translations"][0]["hypotheses"]
+    assert len(hyps) == 3 and [h["score"] for h in hyps] == sorted((h["score"] for h in hyps), reverse=True)
+
+
+def test_python_m_runtime_and_console_script_shape(tiny_onnx):
+    r = subprocess.run([PY, "-m", "runtime", "translate", "--model", str(tiny_onnx), "--device", "cpu", "hello"],
+                       capture_output=True, text=True, env=run_env(), cwd=ROOT)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1, r.stderr

@@ -1,0 +1,129 @@
+import json
+import shutil
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from runtime import Translator
+from runtime.model_format import ModelFolderError
+from runtime.translator import TruncationWarning
+from trainer.checkpoint import load_checkpoint
+from trainer.data import load_corpus
+from trainer.evaluate import torch_translate
+from trainer.train import model_from_checkpoint
+
+SENTENCES = [s for s, _ in load_corpus("builtin:test").pairs[:60]] + ["hello", "thank you", "the cat is black"]
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_onnx):
+    return Translator(tiny_onnx, device="cpu")
+
+
+def test_round_trip_equals_pytorch_greedy(translator, tiny_ckpt):
+    """train tiny -> export -> translate gives exactly the trainer's PyTorch greedy output."""
+    model, sv, tv, tok = model_from_checkpoint(load_checkpoint(tiny_ckpt))
+    assert translator.translate(SENTENCES, batch_size=16) == torch_translate(model, sv, tv, tok, SENTENCES, batch_size=16)
+
+
+def test_batched_equals_one_at_a_time(translator):
+    batched = translator.translate(SENTENCES, batch_size=32)
+    assert batched == [translator.translate([s])[0] for s in SENTENCES]
+    assert translator.translate(SENTENCES, batch_size=7) == batched
+
+
+def test_max_len_caps_output(translator):
+    out = translator.translate(["the children will not buy some white tables"] * 2, max_len=2)
+    assert all(len(o.split()) <= 2 for o in out)
+
+
+def test_empty_unknown_and_long_input(translator):
+    out = translator.translate(["", "   ", "zzyzx qwerty blorp", "hello"])
+    assert out[:2] == ["", ""] and isinstance(out[2], str) and out[3] == translator.translate(["hello"])[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        long = translator.translate(["the cat " * 200, "the dog " * 300])
+    assert len([w for w in caught if issubclass(w.category, TruncationWarning)]) == 1
+    assert "2 sentence(s)" in str(caught[0].message) and all(isinstance(t, str) for t in long)
+
+
+def test_threads_share_one_translator(translator):
+    expected = {s: translator.translate([s, SENTENCES[0]])[0] for s in SENTENCES[:24]}
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            for s in SENTENCES[k::6][:4] + SENTENCES[:24][k::6]:
+                if s in expected:
+                    results.setdefault(s, set()).add(translator.translate([s, SENTENCES[0]])[0])
+        except Exception as e:  # pragma: no cover - surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors and results
+    assert all(v == {expected[s]} for s, v in results.items())
+
+
+def _copy(src, tmp_path):
+    dst = tmp_path / "m"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_tampered_missing_and_wrong_version(tiny_onnx, tmp_path):
+    d = _copy(tiny_onnx, tmp_path)
+    with open(d / "decoder.onnx", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01")
+    with pytest.raises(ModelFolderError, match="decoder.onnx: sha256 does not match.*re-export"):
+        Translator(d)
+    shutil.rmtree(d)
+    d = _copy(tiny_onnx, tmp_path)
+    (d / "target_vocabulary.json").unlink()
+    with pytest.raises(ModelFolderError, match="target_vocabulary.json: file is missing"):
+        Translator(d)
+    shutil.rmtree(d)
+    d = _copy(tiny_onnx, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "format_version": 7}))
+    with pytest.raises(ModelFolderError, match="format version 7.*upgrade the runtime"):
+        Translator(d)
+    (d / "config.json").write_text(json.dumps({**cfg, "format_version": 0}))
+    with pytest.raises(ModelFolderError, match="format version 0.*re-export"):
+        Translator(d)
+    with pytest.raises(ModelFolderError, match="no model folder"):
+        Translator(tmp_path / "nothing")
+
+
+def test_explicit_cuda_without_provider_is_a_clear_error(tiny_onnx):
+    from runtime.sessions import CUDA, DeviceError, available_providers
+
+    if CUDA in available_providers():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DeviceError, match="onnxruntime-gpu"):
+        Translator(tiny_onnx, device="cuda")
+    t = Translator(tiny_onnx, device="auto")
+    assert t.device == "cpu" and t.notice and "\n" not in t.notice
+
+
+@pytest.mark.gpu
+def test_cuda_iobinding_matches_cpu(tiny_onnx):
+    from runtime.sessions import CUDA, available_providers
+
+    if CUDA not in available_providers():
+        pytest.skip("no CUDAExecutionProvider (needs a GPU and onnxruntime-gpu)")
+    gpu = Translator(tiny_onnx, device="cuda")
+    assert gpu.device == "cuda"
+    cpu = Translator(tiny_onnx, device="cpu")
+    assert gpu.translate(SENTENCES) == cpu.translate(SENTENCES)
+    assert gpu.translate(SENTENCES, beam_size=3) == cpu.translate(SENTENCES, beam_size=3)
+
+
+def test_int8_folder_translates(tiny_onnx_int8):
+    out = Translator(tiny_onnx_int8).translate(SENTENCES[:5])
+    assert len(out) == 5 and all(isinstance(o, str) for o in out)
