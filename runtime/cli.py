@@ -93,10 +93,10 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
     # read and write a few batches at a time so a large file streams
     chunk = batch_size * 8
     progress = None
-    if input_path and sys.stderr.isatty() and not as_json:
-        from tqdm import tqdm  # optional nicety; absent on minimal installs
-
-        progress = tqdm(unit="sent", file=sys.stderr)
+    if input_path and input_path != "-" and sys.stderr.isatty() and not as_json:
+        with open(input_path, "rb") as f:  # a cheap pass for the bar's length
+            total = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        progress = click.progressbar(length=total, label="translating", file=sys.stderr)
     records, n = [], 0
     translate_start = time.perf_counter()
     try:
@@ -117,7 +117,7 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
                 progress.update(len(batch))
     finally:
         if progress:
-            progress.close()
+            progress.render_finish()
     elapsed = time.perf_counter() - translate_start
     if as_json:
         out.write(json.dumps({"translations": records, "device": translator.device, "beam": beam,

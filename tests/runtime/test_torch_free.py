@@ -35,3 +35,16 @@ def test_without_onnxruntime_the_cli_says_what_to_install(tiny_onnx):
     )
     r = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=run_env(), cwd=ROOT)
     assert r.returncode == 1 and "pip install 'seq2seq-edge[cpu]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_translates_with_torch_unimportable(tiny_onnx):
+    """As on a deployment machine with no torch installed at all."""
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any `import torch` now raises ImportError\n"
+        "from runtime.cli import cli\n"
+        f"cli(['translate', '--model', {str(tiny_onnx)!r}, '--device', 'cpu', 'hello', 'thank you'])\n"
+    )
+    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=run_env(), cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 2

@@ -60,3 +60,14 @@ def test_entry_points(tmp_path):
     for cmd in ([PY, "-m", "trainer", "--help"],):
         r = subprocess.run(cmd, capture_output=True, text=True, env=run_env())
         assert r.returncode == 0 and "fit" in r.stdout and "evaluate" in r.stdout
+
+
+def test_console_scripts_when_installed():
+    import shutil
+
+    for name, word in (("trainer", "fit"), ("runtime", "translate"), ("seq2seq-export", "onnx")):
+        exe = shutil.which(name)
+        if exe is None:
+            pytest.skip("package not installed (pip install -e .[train,dev] installs the console scripts)")
+        r = subprocess.run([exe, "--help"], capture_output=True, text=True)
+        assert r.returncode == 0 and word in r.stdout
