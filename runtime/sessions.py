@@ -57,7 +57,11 @@ def make_session(path: os.PathLike | str, device: str, threads: int | None) -> o
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     providers = [CUDA, CPU] if device == "cuda" else [CPU]
-    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    if device == "cuda" and CUDA not in session.get_providers():
+        # onnxruntime-gpu falls back to CPU quietly when the CUDA libraries don't load
+        raise DeviceError("device cuda: onnxruntime could not start the CUDA provider (CUDA/cuDNN libraries missing?)")
+    return session
 
 
 State = Any  # (hidden, cell): numpy arrays on CPU, OrtValues on CUDA; each (layers, batch, hidden)
@@ -97,11 +101,12 @@ class DecoderSession:
         binding.bind_cpu_input("prev_ids", prev_ids)
         binding.bind_ortvalue_input("hidden", hidden)
         binding.bind_ortvalue_input("cell", cell)
-        binding.bind_output("new_hidden", "cuda")
-        binding.bind_output("new_cell", "cuda")
-        binding.bind_output("next_ids", "cpu")  # the only per-step copy for greedy: B int64
-        binding.bind_output("logits", "cuda")
-        binding.bind_output("log_probs", "cpu" if want_log_probs else "cuda")
+        # get_outputs() returns values in binding order: bind in the graph's output order.
+        # greedy copies only next_ids (B int64) to the host; beam search also needs log_probs
+        places = {"logits": "cuda", "log_probs": "cpu" if want_log_probs else "cuda", "new_hidden": "cuda",
+                  "new_cell": "cuda", "next_ids": "cpu"}
+        for name in DECODER_OUTPUTS:
+            binding.bind_output(name, places[name])
         self.session.run_with_iobinding(binding)
         outs = dict(zip(DECODER_OUTPUTS, binding.get_outputs()))
         log_probs = outs["log_probs"].numpy() if want_log_probs else None

@@ -34,7 +34,7 @@ class Translator:
     """
 
     def __init__(self, model_dir: str | os.PathLike = "artifacts/onnx", device: str = "auto", threads: int | None = None):
-        from runtime.sessions import DecoderSession, EncoderSession, make_session, resolve_device
+        from runtime.sessions import DecoderSession, EncoderSession, DeviceError, make_session, resolve_device
 
         self.model_dir = Path(model_dir)
         self.config = load_config(self.model_dir)  # format version + sha256 of every file
@@ -50,11 +50,21 @@ class Translator:
                 raise ModelFolderError(f"{self.model_dir / name}: {len(vocab)} tokens, config says {size}; {REEXPORT_HINT}")
         self.device, self.notice = resolve_device(device)
         try:
-            self.encoder = EncoderSession(make_session(self.model_dir / ENCODER_FILE, self.device, threads), self.device)
-            self.decoder = DecoderSession(make_session(self.model_dir / DECODER_FILE, self.device, threads), self.device)
+            try:
+                encoder = make_session(self.model_dir / ENCODER_FILE, self.device, threads)
+            except DeviceError as e:
+                if device != "auto":
+                    raise
+                self.device, self.notice = "cpu", f"notice: {e}; running on CPU"
+                encoder = make_session(self.model_dir / ENCODER_FILE, "cpu", threads)
+            decoder = make_session(self.model_dir / DECODER_FILE, self.device, threads)
+        except DeviceError:
+            raise
         except Exception as e:  # onnxruntime raises its own exception types for a bad graph
             raise ModelFolderError(f"{self.model_dir}: onnxruntime cannot load the graphs ({str(e).splitlines()[0][:200]}); "
                                    f"{REEXPORT_HINT}") from None
+        self.encoder = EncoderSession(encoder, self.device)
+        self.decoder = DecoderSession(decoder, self.device)
 
     def encode(self, text: str) -> tuple[list[int], bool]:
         """-> source ids, and whether the text had to be truncated."""

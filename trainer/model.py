@@ -25,13 +25,18 @@ class ModelConfig:
         return asdict(self)
 
 
+def _embedding_lstm(module: nn.Module, vocab_size: int, cfg: ModelConfig) -> None:
+    """embedding -> dropout -> multi-layer LSTM (dropout between layers), shared by both sides."""
+    module.embedding = nn.Embedding(vocab_size, cfg.emb_dim, padding_idx=PAD_ID)
+    module.dropout = nn.Dropout(cfg.dropout)
+    module.lstm = nn.LSTM(cfg.emb_dim, cfg.hidden_dim, cfg.layers, dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+                          batch_first=True)
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.embedding = nn.Embedding(cfg.src_vocab_size, cfg.emb_dim, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.lstm = nn.LSTM(cfg.emb_dim, cfg.hidden_dim, cfg.layers, dropout=cfg.dropout if cfg.layers > 1 else 0.0,
-                            batch_first=True)
+        _embedding_lstm(self, cfg.src_vocab_size, cfg)
 
     def forward(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """src (B, S) padded ids, lengths (B,) -> hidden, cell (L, B, H).
@@ -47,10 +52,7 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.embedding = nn.Embedding(cfg.tgt_vocab_size, cfg.emb_dim, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.lstm = nn.LSTM(cfg.emb_dim, cfg.hidden_dim, cfg.layers, dropout=cfg.dropout if cfg.layers > 1 else 0.0,
-                            batch_first=True)
+        _embedding_lstm(self, cfg.tgt_vocab_size, cfg)
         self.out = nn.Linear(cfg.hidden_dim, cfg.tgt_vocab_size)
 
     def forward(self, tokens: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor):

@@ -1,11 +1,14 @@
 import subprocess
-import sys
 
 from tests.conftest import PY, ROOT, run_env
 
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-c", code], capture_output=True, text=True, env=run_env(), cwd=ROOT)
+
+
 def test_runtime_never_imports_torch(tiny_onnx):
-    code = (
+    r = _python(
         "import sys, runtime\n"
         f"t = runtime.Translator({str(tiny_onnx)!r}, device='cpu')\n"
         "print(t.translate(['hello', 'the cat is black'], beam_size=1))\n"
@@ -14,7 +17,6 @@ def test_runtime_never_imports_torch(tiny_onnx):
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('TORCH-FREE')\n"
     )
-    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=run_env(), cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "TORCH-FREE" in r.stdout
 
@@ -26,25 +28,23 @@ def test_runtime_sources_do_not_import_torch_trainer_or_export():
             assert banned not in text, f"{path.name}: {banned}"
 
 
-def test_without_onnxruntime_the_cli_says_what_to_install(tiny_onnx):
-    code = (
-        "import sys\n"
-        "sys.modules['onnxruntime'] = None  # as on a plain `pip install .`\n"
-        "from runtime.cli import cli\n"
-        f"cli(['translate', '--model', {str(tiny_onnx)!r}, 'hello'])\n"
-    )
-    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=run_env(), cwd=ROOT)
-    assert r.returncode == 1 and "pip install 'seq2seq-edge[cpu]'" in r.stderr and "Traceback" not in r.stderr
-
-
 def test_translates_with_torch_unimportable(tiny_onnx):
     """As on a deployment machine with no torch installed at all."""
-    code = (
+    r = _python(
         "import sys\n"
         "sys.modules['torch'] = None  # any `import torch` now raises ImportError\n"
         "from runtime.cli import cli\n"
         f"cli(['translate', '--model', {str(tiny_onnx)!r}, '--device', 'cpu', 'hello', 'thank you'])\n"
     )
-    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=run_env(), cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 2
+
+
+def test_without_onnxruntime_the_cli_says_what_to_install(tiny_onnx):
+    r = _python(
+        "import sys\n"
+        "sys.modules['onnxruntime'] = None  # as on a plain `pip install .`\n"
+        "from runtime.cli import cli\n"
+        f"cli(['translate', '--model', {str(tiny_onnx)!r}, 'hello'])\n"
+    )
+    assert r.returncode == 1 and "pip install 'seq2seq-edge[cpu]'" in r.stderr and "Traceback" not in r.stderr
