@@ -127,7 +127,7 @@ def main() -> None:
         args.n, args.n_b1 = 128, 30
         args.checkpoint = str(OUT / "quick" / "checkpoint.pth")
         run([sys.executable, "-m", "trainer", "fit", "--data", str(TATOEBA / "train.tsv"), "--max-pairs", "3000",
-             "--epochs", "1", "--time-budget", "8", "--min-freq", "2", "--out", str(OUT / "quick")])
+             "--epochs", "1", "--time-budget", "5", "--min-freq", "2", "--hidden-dim", "256", "--out", str(OUT / "quick")])
     elif not Path(args.checkpoint).exists():
         sys.exit(f"{args.checkpoint}: no checkpoint; run benchmarks/teacher_forcing.py first or pass --checkpoint")
     folders = {}

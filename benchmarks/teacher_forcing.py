@@ -13,14 +13,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--budget", type=float, default=240, help="training seconds per ratio")
     ap.add_argument("--max-pairs", type=int, default=None)
-    ap.add_argument("--quick", action="store_true", help="20 s per ratio on 4,000 pairs")
+    ap.add_argument("--quick", action="store_true", help="10 s per ratio on 4,000 pairs, 300 test pairs")
     args = ap.parse_args()
     require_shared()
+    test_pairs = []
     if args.quick:
-        args.budget, args.max_pairs = 20, 4000
+        args.budget, args.max_pairs, test_pairs = 10, 4000, ["--max-pairs", "300"]
     results = {}
     for ratio in (1.0, 0.5):
-        out = OUT / f"tf-{ratio}"
+        out = OUT / (f"tf-quick-{ratio}" if args.quick else f"tf-{ratio}")
         cmd = [sys.executable, "-m", "trainer", "fit", "--data", str(TATOEBA / "train.tsv"), "--valid",
                str(TATOEBA / "valid.tsv"), "--min-freq", "2", "--epochs", "1000", "--patience", "1000",
                "--time-budget", str(args.budget), "--teacher-forcing", str(ratio), "--out", str(out)]
@@ -30,7 +31,7 @@ def main() -> None:
         print(log, file=sys.stderr)
         tok_s = [float(x) for x in re.findall(r"(\d+) tgt tok/s", log)]
         ev = run([sys.executable, "-m", "trainer", "evaluate", str(out / "checkpoint.pth"), "--data",
-                  str(TATOEBA / "test.tsv"), "--samples", "0"]).stdout
+                  str(TATOEBA / "test.tsv"), "--samples", "0", *test_pairs]).stdout
         results[str(ratio)] = {
             "bleu": float(re.search(r"BLEU = ([\d.]+)", ev).group(1)),
             "chrf": float(re.search(r"chrF = ([\d.]+)", ev).group(1)),

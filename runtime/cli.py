@@ -62,7 +62,7 @@ def cli():
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--max-len", type=click.IntRange(1), help="Cap on target tokens per sentence (default: from config).")
 @click.option("--threads", type=click.IntRange(1), help="onnxruntime intra-op threads (default: all cores).")
-@click.option("--beam", default=1, show_default=True, type=click.IntRange(1), help="Beam size; 1 = greedy.")
+@click.option("--beam", type=click.IntRange(1), help="Beam size; 1 = greedy (default: the folder's config, 1).")
 @click.option("--n-best", default=1, show_default=True, type=click.IntRange(1), help="Hypotheses per sentence (<= --beam).")
 @click.option("--length-penalty", type=click.FloatRange(0), help="alpha: scores are log p / length**alpha (default 0).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: translations (with scores) and timings.")
@@ -75,7 +75,7 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
     runtime translate --input sentences.txt --output french.txt --batch-size 64
     runtime translate "the cat is black" --beam 5 --n-best 3
     """
-    if n_best > beam:
+    if beam is not None and n_best > beam:
         raise click.UsageError(f"--n-best {n_best} is larger than --beam {beam}")
     if texts and input_path:
         raise click.UsageError("give sentences as arguments or --input, not both")
@@ -98,20 +98,24 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
             total = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
         progress = click.progressbar(length=total, label="translating", file=sys.stderr)
     records, n = [], 0
+    want_scores = as_json or n_best > 1  # plain greedy output takes the short greedy loop
     translate_start = time.perf_counter()
     try:
         for batch in _chunks(source, chunk):
-            results = translator.translate(batch, max_len=max_len, batch_size=batch_size, beam_size=beam,
-                                           n_best=n_best, length_penalty=length_penalty, return_scores=True)
-            for text, hyps in zip(batch, results):
+            try:
+                results = translator.translate(batch, max_len=max_len, batch_size=batch_size, beam_size=beam,
+                                               n_best=n_best, length_penalty=length_penalty, return_scores=want_scores)
+            except ValueError as e:
+                raise click.UsageError(str(e)) from None
+            for text, result in zip(batch, results):  # result: str, or a list of Hypothesis with scores
                 if as_json:
-                    records.append({"source": text, "translation": hyps[0].text,
-                                    "hypotheses": [{"text": h.text, "score": round(h.score, 5)} for h in hyps]})
-                elif n_best > 1:
-                    for h in hyps:
+                    records.append({"source": text, "translation": result[0].text,
+                                    "hypotheses": [{"text": h.text, "score": round(h.score, 5)} for h in result]})
+                elif want_scores:
+                    for h in result:
                         out.write(f"{h.score:.4f}\t{h.text}\n")
                 else:
-                    out.write(hyps[0].text + "\n")
+                    out.write(result + "\n")
             n += len(batch)
             if progress:
                 progress.update(len(batch))
@@ -120,7 +124,7 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
             progress.render_finish()
     elapsed = time.perf_counter() - translate_start
     if as_json:
-        out.write(json.dumps({"translations": records, "device": translator.device, "beam": beam,
+        out.write(json.dumps({"translations": records, "device": translator.device, "beam": beam or translator.config.decoding.beam_size,
                               "timings": {"load_s": round(load_s, 4), "translate_s": round(elapsed, 4),
                                           "sentences": n, "ms_per_sentence": round(1000 * elapsed / max(n, 1), 3)}},
                              ensure_ascii=False) + "\n")

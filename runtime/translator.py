@@ -72,21 +72,23 @@ class Translator:
         limit = self.config.max_source_len - 2
         return source_ids(tokens, self.src_vocab, self.config.reverse_source, self.config.max_source_len), len(tokens) > limit
 
-    def translate(self, texts: list[str], max_len: int | None = None, batch_size: int = 32, beam_size: int = 1,
+    def translate(self, texts: list[str], max_len: int | None = None, batch_size: int = 32, beam_size: int | None = None,
                   n_best: int = 1, length_penalty: float | None = None, return_scores: bool = False):
         """Translates texts; returns strings, or with return_scores lists of n_best Hypothesis.
 
         Sentences are sorted by length into batches; the result keeps the input order. Empty or
-        whitespace-only text translates to "". max_len caps every sentence's target tokens.
+        whitespace-only text translates to "". max_len caps every sentence's target tokens;
+        beam_size and length_penalty default to the folder's config (beam 1 = greedy).
         """
         from runtime.beam import beam_search
         from runtime.decode import greedy_search
 
+        dec = self.config.decoding
+        beam_size = dec.beam_size if beam_size is None else beam_size
         if beam_size < 1 or not 1 <= n_best <= beam_size:
             raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size (got {beam_size}, {n_best})")
         if batch_size < 1 or (max_len is not None and max_len < 1):
             raise ValueError("batch_size and max_len must be positive")
-        dec = self.config.decoding
         alpha = dec.length_penalty if length_penalty is None else length_penalty
         results: list[list[Hypothesis]] = [[Hypothesis("", 0.0)] for _ in texts]
         encoded = {}
