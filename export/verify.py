@@ -27,9 +27,10 @@ class Report:
     size_int8: int | None = None
 
     def lines(self) -> list[str]:
-        out = [f"verified on {self.sentences} sentences of mixed length: "
-               + ", ".join(f"max |diff| {k} {v:.2e}" for k, v in self.max_diff.items())
-               + f"; greedy identical {self.greedy_identical}/{self.sentences}"]
+        d = self.max_diff
+        out = [f"verified on {self.sentences} sentences of mixed length: max |diff| hidden {d['hidden']:.2e}, "
+               f"cell {d['cell']:.2e} ({d['cell_scaled']:.2e} relative to max(1, |cell|)), logits {d['logits']:.2e}; "
+               f"greedy identical {self.greedy_identical}/{self.sentences}"]
         if self.int8_agreement is not None:
             out.append(f"int8: greedy output equals fp32 on {self.int8_agreement:.0%} of sentences; "
                        f"size {self.size_fp32 / 1e6:.2f} MB -> {self.size_int8 / 1e6:.2f} MB "
@@ -91,7 +92,11 @@ def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) 
     with torch.no_grad():
         th_h, th_c = model.encoder(torch.from_numpy(src), torch.from_numpy(lengths))
         ort_h, ort_c = enc(src, lengths)
-        diffs = {"hidden": float(np.abs(th_h.numpy() - ort_h).max()), "cell": float(np.abs(th_c.numpy() - ort_c).max())}
+        cell_err = np.abs(th_c.numpy() - ort_c)
+        # the cell state is unbounded (|c| ~ 100 after a long sentence): float32 rounding grows with
+        # it, so the cell is held to 1e-4 relative to max(1, |c|); hidden (in [-1, 1]) and logits absolute
+        diffs = {"hidden": float(np.abs(th_h.numpy() - ort_h).max()), "cell": float(cell_err.max()),
+                 "cell_scaled": float((cell_err / np.maximum(1.0, np.abs(th_c.numpy()))).max())}
         torch_ids = model.greedy(torch.from_numpy(src), torch.from_numpy(lengths), torch.from_numpy(caps))
         # logits along PyTorch's own greedy path, step by step, from the same state
         h, c = th_h, th_c
@@ -119,7 +124,7 @@ def greedy_ids(enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab, cfg)
 
 
 def assert_parity(report: Report) -> None:
-    bad = {k: v for k, v in report.max_diff.items() if not v <= ATOL}
+    bad = {k: v for k, v in report.max_diff.items() if k != "cell" and not v <= ATOL}
     if bad or report.greedy_identical != report.sentences:
         raise VerificationError(
             "onnxruntime and PyTorch disagree: "

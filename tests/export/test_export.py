@@ -77,7 +77,8 @@ def test_cli_report_and_bash_form(tiny_ckpt, tmp_path):
     r = subprocess.run(["bash", "-c", f'"{PY}" -m export onnx "{tiny_ckpt}" --out "{out}"'],
                        capture_output=True, text=True, env=run_env(), cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert "max |diff| hidden" in r.stdout and "greedy identical 18/18" in r.stdout
+    assert "max |diff| hidden" in r.stdout and "relative to max(1, |cell|)" in r.stdout
+    assert "greedy identical 18/18" in r.stdout
     load_config(out)
 
 
@@ -149,3 +150,15 @@ def test_force_replaces_only_when_complete(tiny_ckpt, tmp_path, monkeypatch):
     monkeypatch.undo()
     folder.export_onnx(tiny_ckpt, out, force=True, verify=False)
     assert not (out / "keep.txt").exists() and load_config(out).format_version == FORMAT_VERSION
+
+
+def test_parity_criterion():
+    from export.verify import Report, VerificationError, assert_parity
+
+    ok = dict(hidden=1e-6, cell=2e-4, cell_scaled=2e-6, logits=1e-5)  # large |cell|: float noise
+    assert_parity(Report(sentences=3, max_diff=ok, greedy_identical=3))
+    for bad in (dict(ok, hidden=2e-4), dict(ok, logits=5e-4), dict(ok, cell_scaled=2e-4)):
+        with pytest.raises(VerificationError, match="disagree"):
+            assert_parity(Report(sentences=3, max_diff=bad, greedy_identical=3))
+    with pytest.raises(VerificationError, match="greedy identical on 2/3"):
+        assert_parity(Report(sentences=3, max_diff=ok, greedy_identical=2))
