@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.decode import greedy_search
+from runtime.decode import greedy_search, pad_batch
 from runtime.model_format import DecodingDefaults
 from runtime.vocab import Vocab, max_target_len, source_ids
 
@@ -59,10 +59,7 @@ def sample_sentences(ckpt: dict, tokenizer, src_vocab: Vocab, max_source_len: in
 
 def _encode_batch(texts, tokenizer, vocab, cfg):
     ids = [source_ids(tokenizer.tokenize(t), vocab, cfg.reverse_source, cfg.max_source_len) for t in texts]
-    lengths = np.array([len(i) for i in ids], dtype=np.int64)
-    batch = np.zeros((len(ids), lengths.max()), dtype=np.int64)
-    for k, row in enumerate(ids):
-        batch[k, : len(row)] = row
+    batch, lengths = pad_batch(ids)
     dec = DecodingDefaults()
     caps = np.array([max_target_len(len(i), dec.max_len_a, dec.max_len_b, dec.max_len) for i in ids])
     return batch, lengths, caps

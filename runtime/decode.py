@@ -6,6 +6,15 @@ import numpy as np
 from runtime.vocab import EOS_ID, PAD_ID, SOS_ID
 
 
+def pad_batch(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Id rows -> src_ids (B, S) padded with <pad>=0, src_lengths (B,): the encoder graph's inputs."""
+    lengths = np.array([len(r) for r in rows], dtype=np.int64)
+    src = np.full((len(rows), int(lengths.max())), PAD_ID, dtype=np.int64)
+    for k, row in enumerate(rows):
+        src[k, : len(row)] = row
+    return src, lengths
+
+
 def trim(row, cap: int) -> list[int]:
     """A decoded row up to its cap, cut before the first <eos>."""
     row = [int(t) for t in row[:cap]]

@@ -81,7 +81,7 @@ class Translator:
         beam_size and length_penalty default to the folder's config (beam 1 = greedy).
         """
         from runtime.beam import beam_search
-        from runtime.decode import greedy_search
+        from runtime.decode import greedy_search, pad_batch
 
         dec = self.config.decoding
         beam_size = dec.beam_size if beam_size is None else beam_size
@@ -104,10 +104,7 @@ class Translator:
         order = sorted(encoded, key=lambda i: len(encoded[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            lengths = np.array([len(encoded[i]) for i in idx], dtype=np.int64)
-            src = np.zeros((len(idx), lengths.max()), dtype=np.int64)  # (B, S) padded with <pad>=0
-            for row, i in enumerate(idx):
-                src[row, : lengths[row]] = encoded[i]
+            src, lengths = pad_batch([encoded[i] for i in idx])  # (B, S), (B,)
             caps = np.array([max_target_len(int(n), dec.max_len_a, dec.max_len_b, max_len or dec.max_len) for n in lengths])
             if beam_size == 1 and not return_scores:
                 hyps = [[(ids, 0.0)] for ids in greedy_search(self.encoder, self.decoder, src, lengths, caps)]
