@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from common import MULTI30K, OUT, TATOEBA, emit, machine, require_shared, run
 

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 from runtime.model_format import (
-    CONFIG_FILE, DECODER_FILE, ENCODER_FILE, FORMAT_VERSION, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE,
+    CONFIG_FILE, FORMAT_VERSION, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE,
     DecodingDefaults, FolderConfig, sha256_file, write_folder_atomically,
 )
 from export.graphs import DEFAULT_OPSET, export_graphs

@@ -49,7 +49,6 @@ def _wrappers():
 
 def export_graphs(model, out_dir: Path, opset: int = DEFAULT_OPSET) -> tuple[Path, Path]:
     """Writes encoder.onnx and decoder.onnx (fp32, dynamic batch and source length)."""
-    import onnx
     import torch
 
     from runtime.model_format import DECODER_FILE, ENCODER_FILE

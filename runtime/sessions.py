@@ -16,7 +16,7 @@ try:
 except ImportError:  # a plain `pip install .` brings neither build; the user picks one
     ort = None
 
-from runtime.model_format import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
+from runtime.model_format import DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import PY, ROOT, run_env
+from tests.conftest import PY, run_env
 
 
 def _run(*args, cwd):

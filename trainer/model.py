@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from runtime.decode import trim
 from runtime.vocab import EOS_ID, PAD_ID, SOS_ID
 
 
@@ -133,8 +134,4 @@ class Seq2Seq(nn.Module):
             if bool(finished.all()):
                 break
         ids = torch.stack(steps, 1).tolist()  # (B, T)
-        out = []
-        for row, cap in zip(ids, max_lens.tolist()):
-            row = row[:cap]
-            out.append(row[: row.index(EOS_ID)] if EOS_ID in row else row)
-        return out
+        return [trim(row, cap) for row, cap in zip(ids, max_lens.tolist())]

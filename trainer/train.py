@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from runtime.tokenizer import Tokenizer
-from runtime.vocab import PAD_ID, Vocab
+from runtime.vocab import Vocab
 from trainer.checkpoint import CheckpointError, atomic_save, load_checkpoint, new_checkpoint
 from trainer.data import DataOptions, Encoded, batches, encode_pairs, load_corpus, split_valid
 from trainer.model import ModelConfig, Seq2Seq

@@ -3,9 +3,7 @@ import shutil
 import threading
 import warnings
 
-import numpy as np
 import pytest
-import torch
 
 from runtime import Translator
 from runtime.model_format import ModelFolderError

@@ -1,10 +1,8 @@
 import csv
-import os
 import signal
 import subprocess
 import time
 
-import pytest
 import torch
 
 from tests.conftest import PY, TINY, needs_shared, run_env, TATOEBA
@@ -55,7 +53,6 @@ def test_killed_run_resumes_with_identical_losses(tmp_path):
     assert 1 <= done < 4, "the run must be killed mid-way"
     load_checkpoint(cut / "checkpoint.pth")  # still readable after the kill
     load_checkpoint(cut / "last.pth")
-    assert not [p for p in os.listdir(cut) if p.endswith(".tmp")] or True  # temp files may remain; never read
     subprocess.run(_fit_cmd(cut, 4, "--resume"), check=True, env=run_env(), capture_output=True)
     a, b = _metrics(full / "metrics.csv"), _metrics(cut / "metrics.csv")
     assert [(r["epoch"], r["train_loss"], r["valid_loss"]) for r in a] == [(r["epoch"], r["train_loss"], r["valid_loss"]) for r in b]
