@@ -35,7 +35,7 @@ def reference_row(ckpt_path: str, texts: list[str], device: str) -> tuple[list[f
     from runtime.model_format import DecodingDefaults
     from runtime.vocab import EOS_ID, SOS_ID, max_target_len, source_ids
     from trainer.checkpoint import load_checkpoint
-    from trainer.train import model_from_checkpoint
+    from trainer.checkpoint import model_from_checkpoint
 
     torch.set_grad_enabled(False)
     model, sv, tv, tok = model_from_checkpoint(load_checkpoint(ckpt_path))
@@ -128,7 +128,7 @@ def main() -> None:
         args.n, args.n_b1 = 128, 30
         args.checkpoint = str(OUT / "quick" / "checkpoint.pth")
         run([sys.executable, "-m", "trainer", "fit", "--data", str(TATOEBA / "train.tsv"), "--max-pairs", "3000",
-             "--epochs", "1", "--time-budget", "5", "--min-freq", "2", "--hidden-dim", "256", "--out", str(OUT / "quick")])
+             "--epochs", "1", "--time-budget", "5", "--min-freq", "2", "--hidden-dim", "256", "--out", str(OUT / "quick"), "--force"])
     elif not Path(args.checkpoint).exists():
         sys.exit(f"{args.checkpoint}: no checkpoint; run benchmarks/teacher_forcing.py first or pass --checkpoint")
     folders = {}

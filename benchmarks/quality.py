@@ -57,7 +57,7 @@ def main() -> None:
             cmd = [sys.executable, "-m", "trainer", "fit", "--data", str(task["data"]), "--valid", str(task["valid"]),
                    "--min-freq", "2", "--epochs", "1000", "--patience", "1000", "--time-budget",
                    str(args.budget / args.stages), "--out", str(out), *langs, *model_args]
-            run(cmd + (["--resume"] if stage > 1 else []))
+            run(cmd + (["--resume"] if stage > 1 else ["--force"]))
             ev = evaluate(load_checkpoint(out / "checkpoint.pth"), str(task["test"]), opts, n_samples=0)
             curve.append({"train_s": round(args.budget * stage / args.stages), "bleu": round(ev.bleu, 2)})
             print(f"{name}: {curve[-1]}", file=sys.stderr)

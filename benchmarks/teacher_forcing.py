@@ -24,7 +24,7 @@ def main() -> None:
         out = OUT / (f"tf-quick-{ratio}" if args.quick else f"tf-{ratio}")
         cmd = [sys.executable, "-m", "trainer", "fit", "--data", str(TATOEBA / "train.tsv"), "--valid",
                str(TATOEBA / "valid.tsv"), "--min-freq", "2", "--epochs", "1000", "--patience", "1000",
-               "--time-budget", str(args.budget), "--teacher-forcing", str(ratio), "--out", str(out)]
+               "--time-budget", str(args.budget), "--teacher-forcing", str(ratio), "--out", str(out), "--force"]
         if args.max_pairs:
             cmd += ["--max-pairs", str(args.max_pairs)]
         log = run(cmd).stdout

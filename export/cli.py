@@ -4,9 +4,11 @@ from __future__ import annotations
 import click
 
 from export.graphs import DEFAULT_OPSET
+from runtime.cli import version_option
 
 
 @click.group()
+@version_option()
 def cli():
     """Export a trainer checkpoint to the ONNX model folder the runtime loads.
 
@@ -24,6 +26,7 @@ def cli():
 @click.option("--quantize", type=click.Choice(["int8"]), help="onnxruntime dynamic int8 quantization of both graphs.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="onnx.checker and onnxruntime-vs-PyTorch parity before the folder is written.")
+@version_option()
 def onnx(checkpoint, out, opset, force, quantize, verify):
     """Write encoder.onnx, decoder.onnx, vocabularies and config.json for CHECKPOINT.
 
@@ -31,6 +34,9 @@ def onnx(checkpoint, out, opset, force, quantize, verify):
     python -m export onnx artifacts/checkpoint.pth
     python -m export onnx artifacts/checkpoint.pth --out artifacts/onnx-int8 --quantize int8
     """
+    from trainer.cli import require
+
+    require("torch", "onnx")
     from export.folder import ExportError, export_onnx
     from trainer.checkpoint import CheckpointError
 
@@ -38,6 +44,8 @@ def onnx(checkpoint, out, opset, force, quantize, verify):
         report = export_onnx(checkpoint, out, opset, force, quantize, verify, log=click.echo)
     except (ExportError, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
+    except OSError as e:  # e.g. --out in a read-only place or a full disk; the old folder is kept
+        raise click.ClickException(f"{getattr(e, 'filename', None) or out}: {e.strerror or e}") from None
     if verify:
         for line in report.lines():
             click.echo(line)

@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+from runtime.atomic import atomic_write
 from runtime.model_format import (
     CONFIG_FILE, FORMAT_VERSION, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE,
     DecodingDefaults, FolderConfig, sha256_file, write_folder_atomically,
@@ -17,22 +18,9 @@ class ExportError(Exception):
     """Export failed; the message is one line for the user."""
 
 
-def validate(ckpt: dict) -> None:
-    """The vocabularies must match the embedding and output sizes before anything is written."""
-    state, cfg = ckpt["model_state"], ckpt["model_config"]
-    checks = [
-        ("source vocabulary", len(ckpt["src_vocab"]), state["encoder.embedding.weight"].shape[0]),
-        ("target vocabulary", len(ckpt["tgt_vocab"]), state["decoder.out.weight"].shape[0]),
-        ("config src_vocab_size", cfg["src_vocab_size"], len(ckpt["src_vocab"])),
-        ("config tgt_vocab_size", cfg["tgt_vocab_size"], len(ckpt["tgt_vocab"])),
-    ]
-    for what, a, b in checks:
-        if a != b:
-            raise ExportError(f"inconsistent checkpoint: {what} has {a} entries but the model has {b}")
-
-
 def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    with atomic_write(path) as f:
+        f.write(json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
 
 
 def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET,
@@ -45,13 +33,16 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
     from export.quantize import float_weight_ops, quantize_int8, quantized_op_counts
     from export.verify import VerificationError, assert_parity, check_graphs, compare, greedy_ids, sample_sentences
     from trainer.checkpoint import load_checkpoint
-    from trainer.train import model_from_checkpoint
+    from trainer.checkpoint import model_from_checkpoint
 
     out_dir = Path(out_dir)
+    if not Path(checkpoint).is_file():  # the user's input first, then where the output goes
+        raise ExportError(f"{checkpoint}: no such checkpoint file")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"--out {out_dir}: is a file, not a folder")
     if out_dir.exists() and not force:
         raise ExportError(f"{out_dir} exists; pass --force to replace it")
     ckpt = load_checkpoint(checkpoint)
-    validate(ckpt)
     model, src_vocab, tgt_vocab, tokenizer = model_from_checkpoint(ckpt)
     cfg = model.cfg
     report = Report()
@@ -92,7 +83,8 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
                       "checkpoint_metrics": dict(ckpt.get("metrics", {}))},
             files=files, format_version=FORMAT_VERSION,
         )
-        (tmp / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
+        with atomic_write(tmp / CONFIG_FILE) as f:
+            f.write(config.to_json())
 
     try:
         write_folder_atomically(out_dir, build, force)

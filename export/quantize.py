@@ -1,6 +1,8 @@
 """int8 dynamic quantization with onnxruntime's own tooling."""
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 # LSTM and MatMul carry nearly all weights; the output projection is a MatMul because the
@@ -8,10 +10,26 @@ from pathlib import Path
 QUANTIZED_OPS = ["LSTM", "MatMul"]
 
 
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime's quantizer logs through the root logger (which installs a stderr handler on
+    first use): 'Please consider to run pre-processing before quantization', twice per export. Its
+    pre-processing (symbolic shape inference, graph optimisation) has nothing to add for these
+    graphs, whose shapes the exporter already declares, so that line is noise to our users."""
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    root.handlers = [logging.NullHandler()]
+    try:
+        yield
+    finally:
+        root.handlers = handlers
+
+
 def quantize_int8(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS)
+    with _quiet_root_logger():
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS)
 
 
 def quantized_op_counts(path: Path) -> dict[str, int]:

@@ -1,14 +1,30 @@
 """`runtime translate` and `runtime info`: parse options, call the library, print."""
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
 import sys
-import time
 import warnings
+from pathlib import Path
 
 import click
 
 MODEL_ENV = "SEQ2SEQ_MODEL"
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("seq2seq-edge")
+    except PackageNotFoundError:  # running from a source tree that isn't installed
+        return "unknown"
+
+
+def version_option():
+    return click.version_option(package_version(), "--version", prog_name="seq2seq-edge", message="%(prog)s %(version)s")
 
 
 def _load(model: str, device: str, threads: int | None):
@@ -18,34 +34,106 @@ def _load(model: str, device: str, threads: int | None):
 
     try:
         translator = Translator(model, device=device, threads=threads)
-    except (ModelFolderError, DeviceError) as e:
+    except (ModelFolderError, DeviceError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     if translator.notice:
         click.echo(translator.notice, err=True)
     return translator
 
 
-def _lines(stream, path: str):
-    """Yields stripped lines; invalid UTF-8 is an error naming the line."""
+def _lines(stream, name: str):
+    """Yields lines without their line ending; invalid UTF-8 is an error naming the line."""
     for n, raw in enumerate(stream, 1):
         try:
             yield raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
-            raise click.ClickException(f"{path}: line {n} is not valid UTF-8") from None
+            raise click.ClickException(f"{name}: line {n} is not valid UTF-8") from None
 
 
-def _chunks(iterable, size: int):
-    chunk = []
-    for item in iterable:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _finite(ctx, param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _open_input(input_path: str | None, texts: tuple):
+    """-> (binary stream or None, display name). Checked before the model loads."""
+    if input_path is None and not texts:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise click.UsageError('nothing to translate: give sentences, e.g. runtime translate "hello", '
+                                   "--input FILE, or pipe lines into it")
+        input_path = "-"  # piped stdin is read without --input -
+    if input_path is None:
+        return None, None
+    if input_path == "-":
+        if sys.stdin is None:
+            raise click.ClickException("stdin is closed: nothing to read")
+        return sys.stdin.buffer, "stdin"
+    try:
+        return open(input_path, "rb"), input_path
+    except IsADirectoryError:
+        raise click.ClickException(f"--input {input_path}: is a folder, not a file") from None
+    except OSError as e:
+        raise click.ClickException(f"--input {input_path}: {e.strerror}") from None
+
+
+def _check_output(output_path: str | None, input_path: str | None) -> None:
+    if output_path is None:
+        return
+    out = Path(output_path)
+    if out.is_dir():
+        raise click.ClickException(f"--output {output_path}: is a folder, not a file")
+    if not out.parent.is_dir():
+        raise click.ClickException(f"--output {output_path}: folder {out.parent} does not exist")
+    if input_path not in (None, "-") and out.exists() and os.path.samefile(out, input_path):
+        raise click.ClickException(f"--output {output_path} is the --input file: write to another file "
+                                   "(translating in place would replace the input)")
+
+
+@contextlib.contextmanager
+def _output(output_path: str | None):
+    """--output FILE is written under a temporary name and renamed on success (an existing FILE
+    stays as it was if anything fails); without it, stdout."""
+    from runtime.atomic import atomic_write
+
+    if output_path is None:
+        yield sys.stdout
+        sys.stdout.flush()  # inside the caller's error handling: a full disk or closed pipe shows here
+        return
+    with atomic_write(output_path) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def _os_errors(output_path: str | None):
+    """Output that can't be written -> one line and exit 1 (never a traceback)."""
+    try:
+        yield
+    except BrokenPipeError:
+        _silence_stdout()
+        raise click.ClickException("stdout was closed before all translations were written") from None
+    except OSError as e:
+        if output_path is None:
+            _silence_stdout()
+        where = f"--output {output_path}" if output_path else "stdout"
+        raise click.ClickException(f"{where}: {e.strerror or e}") from None
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit: point it at /dev/null so that flush can't fail too
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _tee(lines):
+    import itertools
+
+    return itertools.tee(lines)
 
 
 @click.group()
+@version_option()
 def cli():
     """Translate with an exported model folder on onnxruntime (no PyTorch needed)."""
     warnings.showwarning = lambda msg, *a, **k: click.echo(f"warning: {msg}", err=True)
@@ -53,91 +141,80 @@ def cli():
 
 @cli.command()
 @click.argument("texts", nargs=-1)
-@click.option("--input", "input_path", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Read sentences from FILE (one per line; - for stdin) instead of arguments.")
-@click.option("--output", "output_path", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+@click.option("--input", "input_path", type=str, metavar="FILE",
+              help="Read sentences from FILE, one per line (- for stdin; piped stdin is read by default).")
+@click.option("--output", "output_path", type=str, metavar="FILE",
+              help="Write here instead of stdout (atomically: an existing FILE is replaced only on success).")
 @click.option("--model", default="artifacts/onnx", show_default=True, envvar=MODEL_ENV, show_envvar=True,
-              type=click.Path(file_okay=False), help="Model folder written by `python -m export onnx`.")
+              help="Model folder written by `python -m export onnx`.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--max-len", type=click.IntRange(1), help="Cap on target tokens per sentence (default: from config).")
-@click.option("--threads", type=click.IntRange(1), help="onnxruntime intra-op threads (default: all cores).")
-@click.option("--beam", type=click.IntRange(1), help="Beam size; 1 = greedy (default: the folder's config, 1).")
-@click.option("--n-best", default=1, show_default=True, type=click.IntRange(1), help="Hypotheses per sentence (<= --beam).")
-@click.option("--length-penalty", type=click.FloatRange(0), help="alpha: scores are log p / length**alpha (default 0).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: translations (with scores) and timings.")
+@click.option("--threads", type=click.IntRange(1), help="onnxruntime intra-op threads (default: all cores; capped at them).")
+@click.option("--beam", type=click.IntRange(1), help="Beam size; 1 = greedy (default: the folder's config, or --n-best).")
+@click.option("--n-best", default=1, show_default=True, type=click.IntRange(1),
+              help="Hypotheses per sentence (<= --beam; alone it implies --beam N-BEST).")
+@click.option("--length-penalty", type=click.FloatRange(0), callback=_finite,
+              help="alpha: scores are log p / length**alpha (default 0).")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines: one object per input line, with scores.")
+@version_option()
 def translate(texts, input_path, output_path, model, device, batch_size, max_len, threads, beam, n_best, length_penalty,
               as_json):
-    """Translate TEXTS (or --input FILE) to the model's target language.
+    """Translate TEXTS (or --input FILE, or lines piped to stdin) to the model's target language.
 
     \b
     runtime translate "hello" "thank you"
     runtime translate --input sentences.txt --output french.txt --batch-size 64
-    runtime translate "the cat is black" --beam 5 --n-best 3
+    cat sentences.txt | runtime translate
+    runtime translate "the cat is black" --beam 5 --n-best 3    # index<TAB>score<TAB>hypothesis
     """
+    # everything about the user's own input is checked before the model loads
     if beam is not None and n_best > beam:
         raise click.UsageError(f"--n-best {n_best} is larger than --beam {beam}")
     if texts and input_path:
         raise click.UsageError("give sentences as arguments or --input, not both")
-    if not texts and not input_path:
-        raise click.UsageError('nothing to translate: give sentences, e.g. runtime translate "hello", or --input FILE')
-    start = time.perf_counter()
-    translator = _load(model, device, threads)
-    load_s = time.perf_counter() - start
-    if input_path:
-        stream = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")
-        source = _lines(stream, input_path)
-    else:
-        source = iter(texts)
-    out = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout
-    # read and write a few batches at a time so a large file streams
-    chunk = batch_size * 8
+    stream, name = _open_input(input_path, texts)
+    _check_output(output_path, input_path)
     progress = None
-    if input_path and input_path != "-" and sys.stderr.isatty() and not as_json:
+    if stream is not None and name != "stdin" and sys.stderr.isatty() and not as_json:
         with open(input_path, "rb") as f:  # a cheap pass for the bar's length
-            total = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+            total = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
         progress = click.progressbar(length=total, label="translating", file=sys.stderr)
-    records, n = [], 0
+    source = _lines(stream, name) if stream is not None else iter(texts)
     want_scores = as_json or n_best > 1  # plain greedy output takes the short greedy loop
-    translate_start = time.perf_counter()
-    try:
-        for batch in _chunks(source, chunk):
-            try:
-                results = translator.translate(batch, max_len=max_len, batch_size=batch_size, beam_size=beam,
-                                               n_best=n_best, length_penalty=length_penalty, return_scores=want_scores)
-            except ValueError as e:
-                raise click.UsageError(str(e)) from None
-            for text, result in zip(batch, results):  # result: str, or a list of Hypothesis with scores
+    with _os_errors(output_path), _output(output_path) as out:
+        translator = _load(model, device, threads)
+        if as_json:  # each record names its source line: keep a copy of the lines as they stream by
+            source, sources = _tee(source)
+        results = translator.translate_lines(source, chunk_size=batch_size * 8, max_len=max_len, batch_size=batch_size,
+                                             beam_size=beam, n_best=n_best, length_penalty=length_penalty,
+                                             return_scores=want_scores)
+        try:
+            for index, result in enumerate(results):  # result: str, or a list of Hypothesis with scores
                 if as_json:
-                    records.append({"source": text, "translation": result[0].text,
-                                    "hypotheses": [{"text": h.text, "score": round(h.score, 5)} for h in result]})
+                    out.write(json.dumps({"index": index, "source": next(sources), "translation": result[0].text,
+                                          "hypotheses": [{"text": h.text, "score": round(h.score, 5)} for h in result]},
+                                         ensure_ascii=False) + "\n")
                 elif want_scores:
-                    for h in result:
-                        out.write(f"{h.score:.4f}\t{h.text}\n")
+                    out.writelines(f"{index}\t{h.score:.4f}\t{h.text}\n" for h in result)
                 else:
                     out.write(result + "\n")
-            n += len(batch)
+                if progress:
+                    progress.update(1)
+        except ValueError as e:  # the library's own range checks
+            raise click.UsageError(str(e)) from None
+        finally:
             if progress:
-                progress.update(len(batch))
-    finally:
-        if progress:
-            progress.render_finish()
-    elapsed = time.perf_counter() - translate_start
-    if as_json:
-        out.write(json.dumps({"translations": records, "device": translator.device, "beam": beam or translator.config.decoding.beam_size,
-                              "timings": {"load_s": round(load_s, 4), "translate_s": round(elapsed, 4),
-                                          "sentences": n, "ms_per_sentence": round(1000 * elapsed / max(n, 1), 3)}},
-                             ensure_ascii=False) + "\n")
-    if output_path:
-        out.close()
+                progress.render_finish()
+            if stream is not None and name != "stdin":
+                stream.close()
 
 
 @cli.command()
-@click.argument("model_dir", default="artifacts/onnx", envvar=MODEL_ENV, type=click.Path(file_okay=False))
+@click.argument("model_dir", default="artifacts/onnx", envvar=MODEL_ENV)
+@version_option()
 def info(model_dir):
     """Describe a model folder: format, sizes, vocabularies, files, providers."""
-    from pathlib import Path
-
     from runtime.model_format import ModelFolderError, load_config
     from runtime.sessions import DeviceError, available_providers
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
-import tempfile
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,20 @@ DECODER_INPUTS = ("prev_ids", "hidden", "cell")
 DECODER_OUTPUTS = ("logits", "log_probs", "new_hidden", "new_cell", "next_ids")
 
 REEXPORT_HINT = "re-export it with `python -m export onnx CHECKPOINT --out DIR --force`"
+
+
+def graph_signatures(cfg: "FolderConfig") -> dict[str, tuple[dict, dict]]:
+    """file -> (inputs, outputs), each name -> (onnxruntime type, shape); None is a dynamic dim."""
+    state = ("tensor(float)", [cfg.layers, None, cfg.hidden_dim])  # (L, B, H)
+    ids = ("tensor(int64)", [None])  # (B,)
+    return {
+        ENCODER_FILE: ({"src_ids": ("tensor(int64)", [None, None]), "src_lengths": ids},
+                       {"hidden": state, "cell": state}),
+        DECODER_FILE: ({"prev_ids": ids, "hidden": state, "cell": state},
+                       {"logits": ("tensor(float)", [None, cfg.tgt_vocab_size]),
+                        "log_probs": ("tensor(float)", [None, cfg.tgt_vocab_size]),
+                        "new_hidden": state, "new_cell": state, "next_ids": ids}),
+    }
 
 
 class ModelFolderError(Exception):
@@ -65,15 +80,6 @@ class FolderConfig:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "FolderConfig":
-        d = dict(d)
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown keys {sorted(unknown)}")
-        d["decoding"] = DecodingDefaults(**d.get("decoding", {}))
-        return cls(**d)
-
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -83,67 +89,185 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_json(path: Path, what: str):
+# ---- reading: every file is a plain name inside the folder, size-bounded, and hashed --------
+
+MiB = 1 << 20
+# the most the runtime reads of each file; an .onnx can't exceed protobuf's 2 GB anyway
+MAX_BYTES = {CONFIG_FILE: 1 * MiB, TOKENIZER_FILE: 1 * MiB, SOURCE_VOCAB_FILE: 64 * MiB, TARGET_VOCAB_FILE: 64 * MiB,
+             ENCODER_FILE: 2048 * MiB, DECODER_FILE: 2048 * MiB}
+REQUIRED_FILES = (ENCODER_FILE, DECODER_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE)
+
+
+def _check_name(model_dir: Path, name) -> None:
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name \
+            or "\0" in name or os.path.isabs(name):
+        raise ModelFolderError(f"{model_dir / CONFIG_FILE}: files: {name!r} is not a plain file name inside the "
+                               f"folder; {REEXPORT_HINT}")
+
+
+def read_file(model_dir: Path, name: str, limit: int | None = None) -> bytes:
+    """The bytes of model_dir/name: a regular file inside the folder (a symlink may point only
+    within it), at most `limit` bytes (MAX_BYTES for the known files), read through one open
+    file so what is checked is what is read."""
+    _check_name(model_dir, name)
+    limit = limit or MAX_BYTES.get(name, 64 * MiB)
+    path = model_dir / name
+    if path.is_symlink():
+        real, root = os.path.realpath(path), os.path.realpath(model_dir)
+        if os.path.commonpath([real, root]) != root:
+            raise ModelFolderError(f"{path}: a link to {real}, outside the model folder; {REEXPORT_HINT}")
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
     except FileNotFoundError:
-        raise ModelFolderError(f"{path}: {what} is missing; {REEXPORT_HINT}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFolderError(f"{path}: {what} is unreadable ({e}); {REEXPORT_HINT}") from None
+        raise ModelFolderError(f"{path}: file is missing; {REEXPORT_HINT}") from None
+    except OSError as e:
+        raise ModelFolderError(f"{path}: unreadable ({e.strerror}); {REEXPORT_HINT}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelFolderError(f"{path}: not a regular file; {REEXPORT_HINT}")
+        if st.st_size > limit:
+            raise ModelFolderError(f"{path}: {st.st_size:,} bytes, more than the {limit:,} allowed; {REEXPORT_HINT}")
+        data = f.read(limit + 1)
+    if len(data) > limit:  # grew while being read
+        raise ModelFolderError(f"{path}: more than the {limit:,} bytes allowed; {REEXPORT_HINT}")
+    return data
+
+
+def parse_json(model_dir: Path, name: str, data: bytes):
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ModelFolderError(f"{model_dir / name}: unreadable JSON ({str(e)[:120]}); {REEXPORT_HINT}") from None
+
+
+# ---- type checks, field by field ------------------------------------------------------------
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _field_error(where: str, field_name: str, want: str, value) -> ModelFolderError:
+    shown = json.dumps(value)[:40] if not isinstance(value, float) else repr(value)
+    return ModelFolderError(f"{where}: field {field_name!r} must be {want}, got {shown}; {REEXPORT_HINT}")
+
+
+# field -> (check, description); a positive int is >= 1
+_POS_INT = (lambda v: _is_int(v) and v >= 1, "a positive integer")
+_CONFIG_FIELDS = {
+    "src_vocab_size": (lambda v: _is_int(v) and v > 4, "an integer > 4"),
+    "tgt_vocab_size": (lambda v: _is_int(v) and v > 4, "an integer > 4"),
+    "emb_dim": _POS_INT, "hidden_dim": _POS_INT, "layers": _POS_INT,
+    "reverse_source": (lambda v: isinstance(v, bool), "true or false"),
+    "max_source_len": (lambda v: _is_int(v) and v >= 3, "an integer >= 3"),
+    "opset": _POS_INT,
+    "quantization": (lambda v: v in (None, "int8"), 'null or "int8"'),
+    "special_ids": (lambda v: v == {"pad": 0, "unk": 1, "sos": 2, "eos": 3},
+                    '{"pad": 0, "unk": 1, "sos": 2, "eos": 3}'),
+    "decoding": (lambda v: isinstance(v, dict), "an object"),
+    "producer": (lambda v: isinstance(v, dict), "an object"),
+    "files": (lambda v: isinstance(v, dict) and all(isinstance(d, str) and len(d) == 64 and
+                                                    all(c in "0123456789abcdef" for c in d) for d in v.values()),
+              "an object of file name -> sha256 hex digest"),
+    "format_version": (_is_int, "an integer"),
+}
+_DECODING_FIELDS = {
+    "max_len_a": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "max_len_b": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "max_len": _POS_INT, "beam_size": _POS_INT,
+    "length_penalty": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+}
+
+
+def check_fields(where: str, d, spec: dict, prefix: str = "") -> None:
+    """Unknown keys and wrongly typed values are errors naming the file and the field."""
+    if not isinstance(d, dict):
+        raise ModelFolderError(f"{where}: must be a JSON object{f' at {prefix!r}' if prefix else ''}; {REEXPORT_HINT}")
+    unknown = sorted(set(d) - set(spec))
+    if unknown:  # a folder from a newer writer is not half-read
+        raise ModelFolderError(f"{where}: unknown field {prefix}{unknown[0]!r}; {REEXPORT_HINT}")
+    for name, value in d.items():
+        ok, want = spec[name]
+        if not ok(value):
+            raise _field_error(where, prefix + name, want, value)
 
 
 def load_config(model_dir: str | os.PathLike, verify_files: bool = True) -> FolderConfig:
     """Reads config.json, refuses another format version, and checks every file's sha256."""
-    model_dir = Path(model_dir)
+    return open_folder(model_dir, keep=())[0] if verify_files else _read_config(Path(model_dir))
+
+
+def _read_config(model_dir: Path) -> FolderConfig:
     if not model_dir.is_dir():
         raise ModelFolderError(
             f"{model_dir}: no model folder there; create one with `python -m export onnx CHECKPOINT --out {model_dir}`"
         )
-    raw = read_json(model_dir / CONFIG_FILE, CONFIG_FILE)
+    raw = parse_json(model_dir, CONFIG_FILE, read_file(model_dir, CONFIG_FILE))
     version = raw.get("format_version") if isinstance(raw, dict) else None
     if version != FORMAT_VERSION:
-        newer = isinstance(version, int) and version > FORMAT_VERSION
+        newer = _is_int(version) and version > FORMAT_VERSION
         fix = "upgrade the runtime" if newer else REEXPORT_HINT
         raise ModelFolderError(
             f"{model_dir}: model format version {version!r}, this runtime reads version {FORMAT_VERSION}; {fix}"
         )
-    try:
-        config = FolderConfig.from_dict(raw)
-    except (TypeError, ValueError) as e:
-        raise ModelFolderError(f"{model_dir / CONFIG_FILE}: invalid config ({e}); {REEXPORT_HINT}") from None
-    if verify_files:
-        for name in (ENCODER_FILE, DECODER_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE):
-            if name not in config.files:
-                raise ModelFolderError(f"{model_dir}: {CONFIG_FILE} lists no checksum for {name}; {REEXPORT_HINT}")
-        for name, digest in config.files.items():
-            path = model_dir / name
-            if not path.is_file():
-                raise ModelFolderError(f"{path}: file is missing; {REEXPORT_HINT}")
-            if sha256_file(path) != digest:
-                raise ModelFolderError(f"{path}: sha256 does not match {CONFIG_FILE} (file changed or corrupt); {REEXPORT_HINT}")
+    where = str(model_dir / CONFIG_FILE)
+    check_fields(where, raw, _CONFIG_FIELDS)
+    missing = [f for f in ("src_vocab_size", "tgt_vocab_size", "emb_dim", "hidden_dim", "layers", "reverse_source",
+                           "max_source_len", "opset", "files") if f not in raw]
+    if missing:
+        raise ModelFolderError(f"{where}: field {missing[0]!r} is missing; {REEXPORT_HINT}")
+    check_fields(where, raw.get("decoding", {}), _DECODING_FIELDS, prefix="decoding.")
+    d = dict(raw)
+    d["decoding"] = DecodingDefaults(**d.get("decoding", {}))
+    config = FolderConfig(**d)
+    for name in config.files:
+        _check_name(model_dir, name)
+    for name in REQUIRED_FILES:
+        if name not in config.files:
+            raise ModelFolderError(f"{model_dir}: {CONFIG_FILE} lists no checksum for {name}; {REEXPORT_HINT}")
     return config
 
 
+def open_folder(model_dir: str | os.PathLike, keep=REQUIRED_FILES) -> tuple[FolderConfig, dict[str, bytes]]:
+    """-> (config, {name: bytes} for the files in `keep`). Every listed file is read once, bounded,
+    and its sha256 checked; the caller loads those very bytes (nothing is read twice, so nothing
+    can change in between)."""
+    model_dir = Path(model_dir)
+    config = _read_config(model_dir)
+    kept = {}
+    for name, digest in config.files.items():
+        data = read_file(model_dir, name)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ModelFolderError(f"{model_dir / name}: sha256 does not match {CONFIG_FILE} (file changed or corrupt); "
+                                   f"{REEXPORT_HINT}")
+        if name in keep:
+            kept[name] = data
+    return config, kept
+
+
 def write_folder_atomically(out_dir: Path, build, force: bool) -> None:
-    """Calls build(tmp_dir) to fill a fresh folder beside out_dir, then swaps it into place.
+    """Calls build(tmp_dir) to fill a fresh folder beside out_dir, then puts it in place.
 
     A failed or interrupted build leaves out_dir as it was; with force an existing out_dir is
-    replaced only after the new one is complete.
+    replaced only once the new one is complete, in one step where the system allows (see
+    runtime/atomic.py). What an earlier, killed export left beside out_dir is cleaned up first.
     """
+    from runtime.atomic import clean_leftovers, make_temp_dir, replace_folder, set_normal_permissions
+
     out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(out_dir)
     if out_dir.exists() and not force:
         raise FileExistsError(f"{out_dir} exists; pass --force to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = make_temp_dir(out_dir)
     try:
         build(tmp)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
+        set_normal_permissions(tmp)
+        replace_folder(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -7,6 +7,7 @@ to the host each step.
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,10 @@ def available_providers() -> list[str]:
 
 
 def resolve_device(device: str) -> tuple[str, str | None]:
-    """'auto' | 'cpu' | 'cuda' -> ('cpu' | 'cuda', a one-line notice or None)."""
+    """'auto' | 'cpu' | 'cuda' -> ('cpu' | 'cuda', a one-line notice or None).
+
+    'auto' on a CPU-only build is simply the CPU, without a notice: nobody asked for CUDA.
+    """
     if device not in ("auto", "cpu", "cuda"):
         raise DeviceError(f"unknown device {device!r}: use auto, cpu or cuda")
     has_cuda = CUDA in available_providers()
@@ -46,22 +50,56 @@ def resolve_device(device: str) -> tuple[str, str | None]:
             "(see README: GPU install) or use --device cpu"
         )
     if device == "auto":
-        return ("cuda", None) if has_cuda else ("cpu", "notice: no CUDA provider, running on CPU")
+        return ("cuda" if has_cuda else "cpu"), None
     return device, None
 
 
-def make_session(path: os.PathLike | str, device: str, threads: int | None) -> ort.InferenceSession:
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def make_session(model: bytes | os.PathLike | str, device: str, threads: int | None) -> ort.InferenceSession:
+    """A session over the graph's bytes (as hashed by the folder check) or a path.
+
+    External data is not allowed: it would be read from outside the sha256 list. onnxruntime
+    resolves it from a folder we point at a fresh empty directory, so any reference fails.
+    """
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     providers = [CUDA, CPU] if device == "cuda" else [CPU]
-    session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    if not isinstance(model, bytes):
+        with open(model, "rb") as f:
+            model = f.read()
+    with tempfile.TemporaryDirectory(prefix="seq2seq-no-external-data-") as empty:
+        opts.add_session_config_entry("session.model_external_initializers_file_folder_path", empty)
+        session = ort.InferenceSession(model, sess_options=opts, providers=providers)
     if device == "cuda" and CUDA not in session.get_providers():
         # onnxruntime-gpu falls back to CPU quietly when the CUDA libraries don't load
         raise DeviceError("device cuda: onnxruntime could not start the CUDA provider (CUDA/cuDNN libraries missing?)")
     return session
+
+
+def check_signature(session: ort.InferenceSession, expected: tuple[dict, dict]) -> str | None:
+    """-> None if the session's inputs and outputs have the expected names, types and fixed
+    sizes (see model_format.graph_signatures), else what differs, in a few words."""
+    for kind, args, want in (("inputs", session.get_inputs(), expected[0]), ("outputs", session.get_outputs(), expected[1])):
+        got = {a.name: a for a in args}
+        if set(got) != set(want):
+            return f"{kind} {sorted(got)}, expected {sorted(want)}"
+        for name, (dtype, shape) in want.items():
+            arg = got[name]
+            if arg.type != dtype:
+                return f"{name} is {arg.type}, expected {dtype}"
+            fixed_mismatch = any(isinstance(g, int) and w is not None and g != w for g, w in zip(arg.shape, shape))
+            if len(arg.shape) != len(shape) or fixed_mismatch:
+                return f"{name} has shape {arg.shape}, expected {[w if w is not None else '?' for w in shape]}"
+    return None
 
 
 State = Any  # (hidden, cell): numpy arrays on CPU, OrtValues on CUDA; each (layers, batch, hidden)

@@ -52,8 +52,14 @@ class Tokenizer:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Tokenizer":
+    def from_dict(cls, d) -> "Tokenizer":
+        """Settings as saved by to_dict; ValueError names a wrong or unknown field."""
+        if not isinstance(d, dict):
+            raise ValueError("tokenizer settings must be a JSON object")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown tokenizer settings: {sorted(unknown)}")
+            raise ValueError(f"unknown tokenizer field {sorted(unknown)[0]!r}")
+        for name, value in d.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"field {name!r} must be true or false, got {value!r}")
         return cls(**d)

@@ -1,23 +1,29 @@
-"""`Translator`: load a model folder once, translate lists of sentences (thread-safe)."""
+"""`Translator`: load a model folder once, translate sentences or a stream of lines (thread-safe)."""
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from runtime.model_format import (
-    DECODER_FILE, ENCODER_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE, REEXPORT_HINT,
-    ModelFolderError, load_config, read_json,
+    DECODER_FILE, ENCODER_FILE, REEXPORT_HINT, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE,
+    ModelFolderError, graph_signatures, open_folder, parse_json,
 )
 from runtime.tokenizer import Tokenizer
-from runtime.vocab import Vocab, max_target_len, source_ids
+from runtime.vocab import EOS_ID, SOS_ID, Vocab, max_target_len, source_ids
 
 
 class TruncationWarning(UserWarning):
     """Some input was longer than the model's maximum source length and was cut."""
+
+
+class ThreadsCappedWarning(UserWarning):
+    """More threads were asked for than the machine has cores."""
 
 
 @dataclass
@@ -26,45 +32,129 @@ class Hypothesis:
     score: float  # sum of token log-probabilities (<eos> included), divided by length ** alpha
 
 
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def check_threads(threads) -> tuple[int | None, str | None]:
+    """None (all cores) or a positive int, capped at the usable cores -> (threads, notice or None).
+    More threads than cores makes onnxruntime's spinning workers fight over them: decoding crawls."""
+    from runtime.sessions import usable_cores
+
+    if threads is None:
+        return None, None
+    threads = _positive_int("threads", threads)
+    cores = usable_cores()
+    if threads > cores:
+        return cores, f"threads {threads} capped at the {cores} usable cores"
+    return threads, None
+
+
+def check_decoding(beam_size, n_best, length_penalty, max_len, batch_size) -> None:
+    """The ranges the CLI enforces, for the Python API too (ValueError names the argument)."""
+    _positive_int("beam_size", beam_size)
+    _positive_int("n_best", n_best)
+    _positive_int("batch_size", batch_size)
+    if max_len is not None:
+        _positive_int("max_len", max_len)
+    if n_best > beam_size:
+        raise ValueError(f"n_best {n_best} is larger than beam_size {beam_size}")
+    if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) \
+            or not math.isfinite(length_penalty) or length_penalty < 0:
+        raise ValueError(f"length_penalty must be a finite number >= 0, got {length_penalty!r}")
+
+
 class Translator:
     """Translates with an exported model folder on onnxruntime.
 
-    >>> Translator("artifacts/onnx").translate(["hello"])
-    ['Bonjour']
+    >>> Translator("artifacts/onnx").translate("hello")
+    'Bonjour'
     """
 
     def __init__(self, model_dir: str | os.PathLike = "artifacts/onnx", device: str = "auto", threads: int | None = None):
-        from runtime.sessions import DecoderSession, EncoderSession, DeviceError, make_session, resolve_device
+        from runtime.sessions import DecoderSession, DeviceError, EncoderSession, make_session, resolve_device
 
+        threads, self.notice = check_threads(threads)
         self.model_dir = Path(model_dir)
-        self.config = load_config(self.model_dir)  # format version + sha256 of every file
+        # format version, field types, bounded sizes and the sha256 of every file; the bytes kept
+        # are the ones hashed
+        self.config, data = open_folder(self.model_dir)
         try:
-            self.tokenizer = Tokenizer.from_dict(read_json(self.model_dir / TOKENIZER_FILE, TOKENIZER_FILE))
-            self.src_vocab = Vocab(read_json(self.model_dir / SOURCE_VOCAB_FILE, SOURCE_VOCAB_FILE))
-            self.tgt_vocab = Vocab(read_json(self.model_dir / TARGET_VOCAB_FILE, TARGET_VOCAB_FILE))
-        except (TypeError, ValueError) as e:
-            raise ModelFolderError(f"{self.model_dir}: invalid vocabulary or tokenizer ({e}); {REEXPORT_HINT}") from None
-        for name, vocab, size in ((SOURCE_VOCAB_FILE, self.src_vocab, self.config.src_vocab_size),
-                                  (TARGET_VOCAB_FILE, self.tgt_vocab, self.config.tgt_vocab_size)):
-            if len(vocab) != size:
-                raise ModelFolderError(f"{self.model_dir / name}: {len(vocab)} tokens, config says {size}; {REEXPORT_HINT}")
-        self.device, self.notice = resolve_device(device)
-        try:
+            self.tokenizer = Tokenizer.from_dict(self._json(data, TOKENIZER_FILE))
+        except ValueError as e:
+            raise ModelFolderError(f"{self.model_dir / TOKENIZER_FILE}: {e}; {REEXPORT_HINT}") from None
+        self.src_vocab = self._vocab(data, SOURCE_VOCAB_FILE, self.config.src_vocab_size)
+        self.tgt_vocab = self._vocab(data, TARGET_VOCAB_FILE, self.config.tgt_vocab_size)
+        self.device, device_notice = resolve_device(device)
+        self.notice = self.notice or device_notice
+        sessions = {}
+        for name in (ENCODER_FILE, DECODER_FILE):
             try:
-                encoder = make_session(self.model_dir / ENCODER_FILE, self.device, threads)
-            except DeviceError as e:
-                if device != "auto":
-                    raise
-                self.device, self.notice = "cpu", f"notice: {e}; running on CPU"
-                encoder = make_session(self.model_dir / ENCODER_FILE, "cpu", threads)
-            decoder = make_session(self.model_dir / DECODER_FILE, self.device, threads)
-        except DeviceError:
-            raise
-        except Exception as e:  # onnxruntime raises its own exception types for a bad graph
-            raise ModelFolderError(f"{self.model_dir}: onnxruntime cannot load the graphs ({str(e).splitlines()[0][:200]}); "
-                                   f"{REEXPORT_HINT}") from None
-        self.encoder = EncoderSession(encoder, self.device)
-        self.decoder = DecoderSession(decoder, self.device)
+                try:
+                    sessions[name] = make_session(data[name], self.device, threads)
+                except DeviceError as e:
+                    if device != "auto":
+                        raise
+                    self.device, self.notice = "cpu", f"notice: {e}; running on CPU"
+                    sessions[name] = make_session(data[name], "cpu", threads)
+            except DeviceError:
+                raise
+            except Exception as e:  # onnxruntime raises its own exception types for a bad graph
+                why = str(e).splitlines()[0] if str(e) else type(e).__name__
+                if "external data" in why.lower():
+                    why = "it refers to external data files, which a model folder may not use"
+                raise ModelFolderError(f"{self.model_dir / name}: onnxruntime cannot load it ({why[:200]}); "
+                                       f"{REEXPORT_HINT}") from None
+        del data
+        self._check_graphs(sessions)
+        self.encoder = EncoderSession(sessions[ENCODER_FILE], self.device)
+        self.decoder = DecoderSession(sessions[DECODER_FILE], self.device)
+        self._probe()
+
+    def _json(self, data: dict, name: str):
+        return parse_json(self.model_dir, name, data[name])
+
+    def _vocab(self, data: dict, name: str, size: int) -> Vocab:
+        where = self.model_dir / name
+        itos = self._json(data, name)
+        if not isinstance(itos, list):
+            raise ModelFolderError(f"{where}: must be a JSON list of tokens; {REEXPORT_HINT}")
+        bad = next((i for i, t in enumerate(itos) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise ModelFolderError(f"{where}: token {bad} is {type(itos[bad]).__name__}, not a string; {REEXPORT_HINT}")
+        try:
+            vocab = Vocab(itos)
+        except ValueError as e:
+            raise ModelFolderError(f"{where}: {e}; {REEXPORT_HINT}") from None
+        if len(vocab) != size:
+            raise ModelFolderError(f"{where}: {len(vocab)} tokens, config.json says {size}; {REEXPORT_HINT}")
+        return vocab
+
+    def _check_graphs(self, sessions: dict) -> None:
+        from runtime.sessions import check_signature
+
+        for name, expected in graph_signatures(self.config).items():
+            problem = check_signature(sessions[name], expected)
+            if problem:
+                raise ModelFolderError(f"{self.model_dir / name}: not the graph config.json describes ({problem}); "
+                                       f"{REEXPORT_HINT}")
+
+    def _probe(self) -> None:
+        """One tiny run of each graph with the largest ids of both vocabularies, so a graph whose
+        embedding or output layer doesn't match config.json fails here, not at translate time."""
+        try:
+            src = np.array([[SOS_ID, self.config.src_vocab_size - 1, EOS_ID]], dtype=np.int64)
+            state = self.encoder(src, np.array([3], dtype=np.int64))
+            prev = np.array([self.config.tgt_vocab_size - 1], dtype=np.int64)
+            next_ids, log_probs, _ = self.decoder.step(prev, state, want_log_probs=True)
+        except Exception as e:
+            raise ModelFolderError(f"{self.model_dir}: the graphs fail on the vocabulary sizes in config.json "
+                                   f"({str(e).splitlines()[0][:160]}); {REEXPORT_HINT}") from None
+        if log_probs.shape != (1, self.config.tgt_vocab_size) or not 0 <= int(next_ids[0]) < self.config.tgt_vocab_size:
+            raise ModelFolderError(f"{self.model_dir / DECODER_FILE}: gives {log_probs.shape[-1]} target scores, "
+                                   f"config.json says {self.config.tgt_vocab_size}; {REEXPORT_HINT}")
 
     def encode(self, text: str) -> tuple[list[int], bool]:
         """-> source ids, and whether the text had to be truncated."""
@@ -72,24 +162,31 @@ class Translator:
         limit = self.config.max_source_len - 2
         return source_ids(tokens, self.src_vocab, self.config.reverse_source, self.config.max_source_len), len(tokens) > limit
 
-    def translate(self, texts: list[str], max_len: int | None = None, batch_size: int = 32, beam_size: int | None = None,
-                  n_best: int = 1, length_penalty: float | None = None, return_scores: bool = False):
-        """Translates texts; returns strings, or with return_scores lists of n_best Hypothesis.
+    def translate(self, texts: str | list[str], max_len: int | None = None, batch_size: int = 32,
+                  beam_size: int | None = None, n_best: int = 1, length_penalty: float | None = None,
+                  return_scores: bool = False):
+        """Translates one string (-> a string) or a list of strings (-> a list, in input order).
 
-        Sentences are sorted by length into batches; the result keeps the input order. Empty or
-        whitespace-only text translates to "". max_len caps every sentence's target tokens;
-        beam_size and length_penalty default to the folder's config (beam 1 = greedy).
+        With return_scores each result is a list of n_best Hypothesis instead. Sentences are sorted
+        by length into batches. Empty or whitespace-only text translates to "". max_len caps every
+        sentence's target tokens; beam_size and length_penalty default to the folder's config
+        (beam 1 = greedy); n_best > 1 without beam_size searches with a beam of n_best.
         """
+        if isinstance(texts, str):
+            return self.translate([texts], max_len, batch_size, beam_size, n_best, length_penalty, return_scores)[0]
+        if not isinstance(texts, (list, tuple)):
+            raise TypeError(f"texts must be a string or a list of strings, not {type(texts).__name__}")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, not a string")
         from runtime.beam import beam_search
         from runtime.decode import greedy_search, pad_batch
 
         dec = self.config.decoding
-        beam_size = dec.beam_size if beam_size is None else beam_size
-        if beam_size < 1 or not 1 <= n_best <= beam_size:
-            raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size (got {beam_size}, {n_best})")
-        if batch_size < 1 or (max_len is not None and max_len < 1):
-            raise ValueError("batch_size and max_len must be positive")
+        if beam_size is None:
+            beam_size = max(dec.beam_size, n_best)
         alpha = dec.length_penalty if length_penalty is None else length_penalty
+        check_decoding(beam_size, n_best, alpha, max_len, batch_size)
         results: list[list[Hypothesis]] = [[Hypothesis("", 0.0)] for _ in texts]
         encoded = {}
         truncated = 0
@@ -115,3 +212,17 @@ class Translator:
         if return_scores:
             return results
         return [r[0].text for r in results]
+
+    def translate_lines(self, lines: Iterable[str], chunk_size: int = 256, **options) -> Iterator:
+        """Streams: reads `chunk_size` lines at a time from any iterable (a file, stdin, a
+        generator), translates them as `translate` does with **options, and yields one result per
+        line, in order. Memory stays bounded by the chunk, whatever the input's length."""
+        _positive_int("chunk_size", chunk_size)
+        chunk: list[str] = []
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) == chunk_size:
+                yield from self.translate(chunk, **options)
+                chunk = []
+        if chunk:
+            yield from self.translate(chunk, **options)

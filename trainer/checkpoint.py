@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
+from dataclasses import fields
 from pathlib import Path
 
 import torch
+
+from runtime.atomic import atomic_write
+from runtime.tokenizer import Tokenizer
+from runtime.vocab import Vocab
+from trainer.model import ModelConfig, Seq2Seq
 
 CHECKPOINT_KIND = "seq2seq-edge-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -20,19 +25,11 @@ class CheckpointError(Exception):
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
     """torch.save to a temporary file in the same folder, then rename: a crash at any moment
-    leaves either the previous file or the new one, never half of one."""
+    leaves either the previous file or the new one, never half of one (normal permissions)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -41,6 +38,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -49,8 +48,9 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         if why is None:
             raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt)") from None
         raise CheckpointError(f"{path}: refused to load: it holds more than tensors and plain values ({why[:100]})") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {str(e).splitlines()[0][:160]})") from None
+    except Exception as e:  # torch raises RuntimeError, EOFError, zipfile.BadZipFile, ... for a broken file
+        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {first})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
         raise CheckpointError(f"{path}: not a seq2seq-edge checkpoint (train one with `trainer fit`)")
     version = ckpt.get("format_version")
@@ -62,8 +62,59 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+    ckpt["path"] = str(path)  # for messages; not saved
     return ckpt
 
 
 def new_checkpoint(**fields) -> dict:
     return {"kind": CHECKPOINT_KIND, "format_version": CHECKPOINT_VERSION, **fields}
+
+
+def _vocab(ckpt: dict, key: str, where: str) -> Vocab:
+    itos = ckpt[key]
+    if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
+        raise CheckpointError(f"{where}: {key} is not a list of strings")
+    try:
+        return Vocab(itos)
+    except ValueError as e:
+        raise CheckpointError(f"{where}: {key}: {e}") from None
+
+
+def model_from_checkpoint(ckpt: dict) -> tuple[Seq2Seq, Vocab, Vocab, Tokenizer]:
+    """The model (eval mode), vocabularies and tokenizer of a loaded checkpoint. Every part is
+    checked against the others: CheckpointError names what is missing, misshapen or inconsistent."""
+    where = ckpt.get("path", "checkpoint")
+    cfg = ckpt["model_config"]
+    names = {f.name for f in fields(ModelConfig)}
+    if not isinstance(cfg, dict) or set(cfg) - names:
+        raise CheckpointError(f"{where}: model_config has unknown fields {sorted(set(cfg) - names) if isinstance(cfg, dict) else cfg!r}")
+    try:
+        model_cfg = ModelConfig(**cfg)
+        model = Seq2Seq(model_cfg)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{where}: model_config is invalid ({str(e).splitlines()[0][:160]})") from None
+    src_vocab, tgt_vocab = _vocab(ckpt, "src_vocab", where), _vocab(ckpt, "tgt_vocab", where)
+    for side, vocab, size in (("src_vocab", src_vocab, model_cfg.src_vocab_size), ("tgt_vocab", tgt_vocab, model_cfg.tgt_vocab_size)):
+        if len(vocab) != size:
+            raise CheckpointError(f"{where}: {side} has {len(vocab)} tokens but the model config says {size}")
+    state = ckpt["model_state"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where}: model_state is not a state dict")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise CheckpointError(f"{where}: model_state lacks tensor {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise CheckpointError(f"{where}: model_state has unexpected tensor {extra[0]!r}")
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor) or v.shape != expected[k].shape:
+            got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            raise CheckpointError(f"{where}: tensor {k!r} has shape {got}, the model config needs {tuple(expected[k].shape)}")
+    model.load_state_dict(state)
+    model.eval()
+    try:
+        tokenizer = Tokenizer.from_dict(ckpt["tokenizer"])
+    except ValueError as e:
+        raise CheckpointError(f"{where}: tokenizer: {e}") from None
+    return model, src_vocab, tgt_vocab, tokenizer

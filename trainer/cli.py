@@ -1,13 +1,22 @@
 """`trainer fit` and `trainer evaluate`: parse options, call the library, print."""
 from __future__ import annotations
 
+import importlib.util
+
 import click
 
-from trainer.checkpoint import CheckpointError
-from trainer.data import DataError, DataOptions
+from runtime.cli import version_option
 
 DATA_HELP = ("builtin (default), builtin:test, a .tsv/.txt/.csv file, a PREFIX of PREFIX.SRC/PREFIX.TGT files, "
              "or kaggle[:OWNER/SLUG[/versions/N][:FILE]]")
+
+
+def require(*modules: str, extra: str = "train") -> None:
+    """On an edge install (no torch) say which extra to install, in one line, instead of a traceback."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(f"this command needs {', '.join(missing)}, which this install lacks (an edge install "
+                                   f"translates only): pip install 'seq2seq-edge[{extra}]'")
 
 
 def _user_errors(fn):
@@ -16,6 +25,10 @@ def _user_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        require("torch")
+        from trainer.checkpoint import CheckpointError
+        from trainer.data import DataError
+
         try:
             return fn(*args, **kwargs)
         except (DataError, CheckpointError, ValueError, FileExistsError) as e:
@@ -27,6 +40,7 @@ def _user_errors(fn):
 
 
 @click.group()
+@version_option()
 def cli():
     """Train and evaluate the LSTM encoder-decoder translator (Sutskever et al., 2014)."""
 
@@ -64,8 +78,10 @@ def cli():
 @click.option("--out", default="artifacts", show_default=True, type=click.Path(file_okay=False),
               help="Folder for checkpoint.pth, last.pth, metrics.csv, loss_curve.png.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pth.")
+@click.option("--force", is_flag=True, help="Train anew even if --out holds an earlier run's checkpoint (replacing it).")
+@version_option()
 @_user_errors
-def fit(resume, **options):
+def fit(resume, force, **options):
     """Train a translator; the best checkpoint by validation loss goes to OUT/checkpoint.pth.
 
     \b
@@ -76,7 +92,7 @@ def fit(resume, **options):
     """
     from trainer.train import TrainConfig, fit as run_fit
 
-    best = run_fit(TrainConfig(**options), resume=resume, log=click.echo)
+    best = run_fit(TrainConfig(**options), resume=resume, log=click.echo, force=force)
     if best:
         click.echo(f"best epoch {best['epoch']}: valid loss {best['valid_loss']:.4f}, ppl {best['valid_ppl']:.2f} "
                    f"-> {options['out']}/checkpoint.pth")
@@ -95,6 +111,7 @@ def fit(resume, **options):
 @click.option("--length-penalty", default=0.0, show_default=True, type=click.FloatRange(0))
 @click.option("--samples", default=5, show_default=True, type=click.IntRange(0))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@version_option()
 @_user_errors
 def evaluate(checkpoint, data, max_pairs, src_col, tgt_col, src_lang, tgt_lang, batch_size, beam, length_penalty,
              samples, device):
@@ -104,6 +121,7 @@ def evaluate(checkpoint, data, max_pairs, src_col, tgt_col, src_lang, tgt_lang, 
     trainer evaluate artifacts/checkpoint.pth --data builtin:test
     """
     from trainer.checkpoint import load_checkpoint
+    from trainer.data import DataOptions
     from trainer.evaluate import evaluate as run_evaluate
     from trainer.train import pick_device
 

@@ -10,7 +10,8 @@ from runtime.model_format import DecodingDefaults
 from runtime.vocab import max_target_len, source_ids
 from trainer.data import DataOptions, encode_pairs, load_corpus, pad
 from trainer.model import Seq2Seq
-from trainer.train import loss_on, model_from_checkpoint
+from trainer.checkpoint import model_from_checkpoint
+from trainer.train import loss_on
 
 
 @dataclass

@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from runtime.tokenizer import Tokenizer
 from runtime.vocab import Vocab
+from runtime.atomic import atomic_write
 from trainer.checkpoint import CheckpointError, atomic_save, load_checkpoint, new_checkpoint
 from trainer.data import DataOptions, Encoded, batches, encode_pairs, load_corpus, split_valid
 from trainer.model import ModelConfig, Seq2Seq
@@ -91,13 +92,6 @@ def prepare_data(cfg: TrainConfig, tokenizer: Tokenizer, vocabs: tuple[Vocab, Vo
     return enc(train_pairs), enc(valid_pairs), src_vocab, tgt_vocab, skipped
 
 
-def model_from_checkpoint(ckpt: dict) -> tuple[Seq2Seq, Vocab, Vocab, Tokenizer]:
-    model = Seq2Seq(ModelConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["model_state"])
-    model.eval()
-    return model, Vocab(ckpt["src_vocab"]), Vocab(ckpt["tgt_vocab"]), Tokenizer.from_dict(ckpt["tokenizer"])
-
-
 def loss_on(model: Seq2Seq, data: Encoded, batch_size: int, device: torch.device) -> float:
     """Mean cross-entropy per target token (padding ignored), teacher-forced, no dropout."""
     if len(data) == 0:
@@ -158,9 +152,8 @@ def _write_metrics(out: Path, history: list[dict]) -> None:
     writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
-    tmp = out / ".metrics.csv.tmp"
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, out / "metrics.csv")
+    with atomic_write(out / "metrics.csv") as f:
+        f.write(buf.getvalue())
 
 
 def _plot_losses(out: Path, history: list[dict]) -> None:
@@ -178,19 +171,33 @@ def _plot_losses(out: Path, history: list[dict]) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = out / ".loss_curve.png.tmp"
-    fig.savefig(tmp, format="png", dpi=100)
+    with atomic_write(out / "loss_curve.png", "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, out / "loss_curve.png")
 
 
-def fit(cfg: TrainConfig, resume: bool = False, log=lambda msg: None) -> dict:
+def check_out(out: Path, resume: bool, force: bool) -> None:
+    """An --out that holds an earlier run's checkpoint is not replaced silently: it takes --resume
+    (continue it) or --force (start over), as Hugging Face's overwrite_output_dir."""
+    if resume and force:
+        raise ValueError("--resume continues the run in --out and --force replaces it: give one of them")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    earlier = [out / n for n in (BEST_NAME, LAST_NAME) if (out / n).exists()]
+    if earlier and not (resume or force):
+        raise FileExistsError(f"{earlier[0]} exists from an earlier run: pass --resume to continue it, --force to "
+                              "train anew and replace it, or --out another folder")
+
+
+def fit(cfg: TrainConfig, resume: bool = False, log=lambda msg: None, force: bool = False) -> dict:
     """Trains, keeps the best checkpoint by validation loss and a resumable last.pth in cfg.out.
 
-    Returns the best epoch's metrics. Nothing in cfg.out is touched before the data is read.
+    Returns the best epoch's metrics. Nothing in cfg.out is touched before the data is read, and
+    an earlier run's checkpoint there is replaced only with force (or continued with resume).
     """
-    device = pick_device(cfg.device)
     out = Path(cfg.out)
+    check_out(out, resume, force)
+    device = pick_device(cfg.device)
     state = None
     if resume:
         last = out / LAST_NAME

@@ -13,7 +13,7 @@ from export.verify import sample_sentences
 from runtime.model_format import FORMAT_VERSION, load_config
 from tests.conftest import PY, ROOT, run_env
 from trainer.checkpoint import load_checkpoint
-from trainer.train import model_from_checkpoint
+from trainer.checkpoint import model_from_checkpoint
 
 
 def test_folder_contents_config_and_checksums(tiny_onnx, tiny_ckpt):

@@ -66,7 +66,7 @@ def test_bad_beam_arguments(translator):
 def test_trainer_evaluate_beam_matches_runtime(translator, tiny_ckpt):
     from trainer.checkpoint import load_checkpoint
     from trainer.evaluate import torch_translate
-    from trainer.train import model_from_checkpoint
+    from trainer.checkpoint import model_from_checkpoint
 
     model, sv, tv, tok = model_from_checkpoint(load_checkpoint(tiny_ckpt))
     texts = SENTENCES[:40]

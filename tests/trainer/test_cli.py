@@ -25,7 +25,8 @@ def test_bad_data_is_one_line_error_and_keeps_existing_output(tmp_path, content,
     out = tmp_path / "out"
     out.mkdir()
     (out / "checkpoint.pth").write_bytes(b"previous")
-    r = _invoke("fit", *[a.format(d=tmp_path) for a in args], "--out", str(out))
+    # --force: even a run allowed to replace the earlier checkpoint leaves it alone when the data is bad
+    r = _invoke("fit", *[a.format(d=tmp_path) for a in args], "--out", str(out), "--force")
     assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
     assert (out / "checkpoint.pth").read_bytes() == b"previous"
