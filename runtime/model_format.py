@@ -189,7 +189,7 @@ def check_fields(where: str, d, spec: dict, prefix: str = "") -> None:
         raise ModelFolderError(f"{where}: must be a JSON object{f' at {prefix!r}' if prefix else ''}; {REEXPORT_HINT}")
     unknown = sorted(set(d) - set(spec))
     if unknown:  # a folder from a newer writer is not half-read
-        raise ModelFolderError(f"{where}: unknown field {prefix}{unknown[0]!r}; {REEXPORT_HINT}")
+        raise ModelFolderError(f"{where}: unknown field {prefix + unknown[0]!r}; {REEXPORT_HINT}")
     for name, value in d.items():
         ok, want = spec[name]
         if not ok(value):

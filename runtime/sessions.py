@@ -69,6 +69,7 @@ def make_session(model: bytes | os.PathLike | str, device: str, threads: int | N
     """
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 4  # failures reach the user as our one-line errors, not as onnxruntime's log
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -142,19 +142,26 @@ class Translator:
                                        f"{REEXPORT_HINT}")
 
     def _probe(self) -> None:
-        """One tiny run of each graph with the largest ids of both vocabularies, so a graph whose
+        """One tiny run of each graph with the largest id of its vocabulary, so a graph whose
         embedding or output layer doesn't match config.json fails here, not at translate time."""
+        cfg = self.config
         try:
-            src = np.array([[SOS_ID, self.config.src_vocab_size - 1, EOS_ID]], dtype=np.int64)
+            src = np.array([[SOS_ID, cfg.src_vocab_size - 1, EOS_ID]], dtype=np.int64)
             state = self.encoder(src, np.array([3], dtype=np.int64))
-            prev = np.array([self.config.tgt_vocab_size - 1], dtype=np.int64)
-            next_ids, log_probs, _ = self.decoder.step(prev, state, want_log_probs=True)
-        except Exception as e:
-            raise ModelFolderError(f"{self.model_dir}: the graphs fail on the vocabulary sizes in config.json "
-                                   f"({str(e).splitlines()[0][:160]}); {REEXPORT_HINT}") from None
-        if log_probs.shape != (1, self.config.tgt_vocab_size) or not 0 <= int(next_ids[0]) < self.config.tgt_vocab_size:
+        except Exception:
+            raise ModelFolderError(f"{self.model_dir / ENCODER_FILE}: fails on source id {cfg.src_vocab_size - 1} "
+                                   f"(its embedding is smaller than the src_vocab_size {cfg.src_vocab_size} of config.json); "
+                                   f"{REEXPORT_HINT}") from None
+        try:
+            next_ids, log_probs, _ = self.decoder.step(np.array([cfg.tgt_vocab_size - 1], dtype=np.int64), state,
+                                                       want_log_probs=True)
+        except Exception:
+            raise ModelFolderError(f"{self.model_dir / DECODER_FILE}: fails on target id {cfg.tgt_vocab_size - 1} "
+                                   f"(its embedding is smaller than the tgt_vocab_size {cfg.tgt_vocab_size} of config.json); "
+                                   f"{REEXPORT_HINT}") from None
+        if log_probs.shape != (1, cfg.tgt_vocab_size) or not 0 <= int(next_ids[0]) < cfg.tgt_vocab_size:
             raise ModelFolderError(f"{self.model_dir / DECODER_FILE}: gives {log_probs.shape[-1]} target scores, "
-                                   f"config.json says {self.config.tgt_vocab_size}; {REEXPORT_HINT}")
+                                   f"config.json says {cfg.tgt_vocab_size}; {REEXPORT_HINT}")
 
     def encode(self, text: str) -> tuple[list[int], bool]:
         """-> source ids, and whether the text had to be truncated."""
