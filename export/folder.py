@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from runtime.atomic import atomic_write
+from runtime.atomic import atomic_write, clean_leftovers
 from runtime.model_format import (
     CONFIG_FILE, FORMAT_VERSION, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE,
     DecodingDefaults, FolderConfig, sha256_file, write_folder_atomically,
@@ -38,6 +38,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
     out_dir = Path(out_dir)
     if not Path(checkpoint).is_file():  # the user's input first, then where the output goes
         raise ExportError(f"{checkpoint}: no such checkpoint file")
+    clean_leftovers(out_dir)  # a killed export's temporary folders; a folder it had put aside goes back
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"--out {out_dir}: is a file, not a folder")
     if out_dir.exists() and not force:

@@ -59,7 +59,9 @@ def _finite(ctx, param, value):
 def _open_input(input_path: str | None, texts: tuple):
     """-> (binary stream or None, display name). Checked before the model loads."""
     if input_path is None and not texts:
-        if sys.stdin is None or sys.stdin.isatty():
+        if sys.stdin is None:
+            raise click.ClickException("stdin is closed: nothing to translate")
+        if sys.stdin.isatty():
             raise click.UsageError('nothing to translate: give sentences, e.g. runtime translate "hello", '
                                    "--input FILE, or pipe lines into it")
         input_path = "-"  # piped stdin is read without --input -
@@ -67,7 +69,7 @@ def _open_input(input_path: str | None, texts: tuple):
         return None, None
     if input_path == "-":
         if sys.stdin is None:
-            raise click.ClickException("stdin is closed: nothing to read")
+            raise click.ClickException("stdin is closed: nothing to translate")
         return sys.stdin.buffer, "stdin"
     try:
         return open(input_path, "rb"), input_path
