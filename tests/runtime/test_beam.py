@@ -49,12 +49,24 @@ def test_n_best_sorted_and_distinct(translator):
     hyps = translator.translate(SENTENCES[:10], beam_size=4, n_best=4, return_scores=True)
     for h in hyps:
         assert len(h) == 4 and [x.score for x in h] == sorted((x.score for x in h), reverse=True)
+        assert len({x.text for x in h}) == 4, [x.text for x in h]  # four different hypotheses, not one repeated
 
 
-def test_length_penalty_normalises_by_length(translator):
-    raw = translator.translate(SENTENCES[:5], beam_size=3, length_penalty=0.0, return_scores=True)
-    for h in raw:
-        assert h[0].score <= 0
+def test_length_penalty_normalises_by_length(translator, tiny_onnx):
+    """At alpha the score is the hypothesis' own log-probability divided by length ** alpha,
+    length = its tokens + <eos>; alpha 0 is the plain log-probability."""
+    checked = 0
+    for alpha in (0.0, 1.0, 0.6):
+        for text, hyps in zip(SENTENCES[:6], translator.translate(SENTENCES[:6], beam_size=3, n_best=3,
+                                                                   length_penalty=alpha, return_scores=True)):
+            for h in hyps:
+                ids = translator.tgt_vocab.ids(translator.tokenizer.tokenize(h.text))
+                if not h.text or len(ids) + 1 >= 2 * len(translator.encode(text)[0]) + 10:
+                    continue  # stopped by the length cap (no <eos> scored) or empty
+                logp = _forced_score(tiny_onnx, text, translator, ids)
+                assert h.score == pytest.approx(logp / (len(ids) + 1) ** alpha, abs=1e-3)
+                checked += 1
+    assert checked >= 10
 
 
 def test_bad_beam_arguments(translator):

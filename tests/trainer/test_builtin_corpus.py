@@ -8,8 +8,24 @@ def test_size_distinct_and_disjoint_test_split():
     assert not {e for e, _ in train} & {e for e, _ in test}
 
 
-def test_deterministic():
-    assert builtin_corpus.pairs("test") == builtin_corpus.pairs("test")
+def test_deterministic_across_processes_and_hash_seeds():
+    """Each process builds the corpus afresh; a set iteration or an unseeded shuffle would make
+    two processes (with different string-hash seeds) disagree."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, run_env
+
+    code = ("import hashlib, json; from trainer import builtin_corpus; "
+            "print(hashlib.sha256(json.dumps([builtin_corpus.pairs('train'), builtin_corpus.pairs('test')]).encode()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                              env={**run_env(), "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2", "3")}
+    import json
+
+    here = hashlib.sha256(json.dumps([builtin_corpus.pairs("train"), builtin_corpus.pairs("test")]).encode()).hexdigest()
+    assert digests == {here}
 
 
 def test_grammar_agreement_negation_questions_numbers_phrases():

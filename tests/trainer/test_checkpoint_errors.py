@@ -1,0 +1,104 @@
+"""Broken checkpoints, earlier runs in --out, and an install without torch: one line each."""
+import subprocess
+
+import pytest
+import torch
+
+from tests.conftest import PY, ROOT, TINY, run_env
+
+
+def _cli(*args, cwd=ROOT):
+    return subprocess.run([PY, "-m", *args], capture_output=True, text=True, env=run_env(), cwd=cwd)
+
+
+def _broken(tiny_ckpt, tmp_path, case) -> str:
+    path = tmp_path / f"{case}.pth"
+    if case == "empty":
+        path.write_bytes(b"")
+        return str(path)
+    if case == "text":
+        path.write_text("this is a text file, not a checkpoint\n")
+        return str(path)
+    ckpt = torch.load(tiny_ckpt, weights_only=True)
+    if case == "missing-tensor":
+        del ckpt["model_state"]["decoder.out.weight"]
+    elif case == "wrong-shape":
+        ckpt["model_state"]["encoder.embedding.weight"] = torch.zeros(7, 3)
+    elif case == "duplicate-tokens":
+        ckpt["tgt_vocab"][-1] = ckpt["tgt_vocab"][4]
+    elif case == "vocab-size":
+        ckpt["src_vocab"] = ckpt["src_vocab"] + ["extra"]
+    elif case == "bad-config":
+        ckpt["model_config"]["hidden_dim"] = "lots"
+    elif case == "bad-tokenizer":
+        ckpt["tokenizer"] = {"lowercase": "yes"}
+    torch.save(ckpt, path)
+    return str(path)
+
+
+CASES = {
+    "empty": "empty file",
+    "text": "not a readable checkpoint",
+    "missing-tensor": "lacks tensor 'decoder.out.weight'",
+    "wrong-shape": "tensor 'encoder.embedding.weight' has shape (7, 3)",
+    "duplicate-tokens": "tgt_vocab: a vocabulary has duplicate tokens",
+    "vocab-size": "src_vocab has",
+    "bad-config": "model_config is invalid",
+    "bad-tokenizer": "tokenizer: field 'lowercase'",
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("command", ["export", "evaluate"])
+def test_broken_checkpoint_is_one_line(tiny_ckpt, tmp_path, case, command):
+    path = _broken(tiny_ckpt, tmp_path, case)
+    if command == "export":
+        r = _cli("export", "onnx", path, "--out", str(tmp_path / "onnx"))
+    else:
+        r = _cli("trainer", "evaluate", path, "--data", "builtin:test", "--max-pairs", "5")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.startswith(f"Error: {path}: ") and CASES[case] in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "onnx").exists()
+
+
+def _fit_args(out):
+    return ["trainer", "fit", "--out", str(out), "--max-pairs", "200", "--epochs", "1", "--emb-dim", "8",
+            "--hidden-dim", "16", "--layers", "1"]
+
+
+def test_fit_refuses_an_earlier_run_unless_resume_or_force(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pth").write_bytes(b"an earlier, better model")
+    r = _cli(*_fit_args(out))
+    assert r.returncode == 1 and "checkpoint.pth exists from an earlier run: pass --resume" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and (out / "checkpoint.pth").read_bytes() == b"an earlier, better model"
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pth"]
+    r = _cli(*_fit_args(out), "--resume", "--force")
+    assert r.returncode == 1 and "give one of them" in r.stderr
+    r = _cli(*_fit_args(out), "--force")
+    assert r.returncode == 0, r.stderr
+    torch.load(out / "checkpoint.pth", weights_only=True)  # replaced by the new run's
+
+
+def test_fit_into_an_empty_or_new_folder_needs_no_flag(tmp_path):
+    from trainer.train import TrainConfig, fit
+
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "empty", tmp_path / "new"):
+        assert fit(TrainConfig(**{**TINY, "epochs": 1, "max_pairs": 100}, out=str(out)))
+
+
+@pytest.mark.parametrize("program,extra", [
+    (["trainer", "fit"], "seq2seq-edge[train]"),
+    (["trainer", "evaluate", "x.pth"], "seq2seq-edge[train]"),
+    (["export", "onnx", "x.pth"], "seq2seq-edge[train]"),
+])
+def test_without_torch_the_commands_say_which_extra_to_install(program, extra):
+    # an edge install: torch (and onnx) can't be imported
+    script = ("import sys; sys.modules['torch'] = None; sys.modules['onnx'] = None; import runpy; "
+              f"sys.argv = {[program[0], *program[1:]]!r}; runpy.run_module({program[0]!r}, run_name='__main__')")
+    r = subprocess.run([PY, "-c", script], capture_output=True, text=True, env=run_env(), cwd=ROOT)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert extra in r.stderr and "needs torch" in r.stderr
