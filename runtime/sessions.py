@@ -106,33 +106,37 @@ def check_signature(session: ort.InferenceSession, expected: tuple[dict, dict]) 
 State = Any  # (hidden, cell): numpy arrays on CPU, OrtValues on CUDA; each (layers, batch, hidden)
 
 
-class EncoderSession:
-    def __init__(self, session: ort.InferenceSession, device: str):
-        self.session, self.device = session, device
+class _Session:
+    """io_binding: run through IOBinding with OrtValues on `device` (always on CUDA, where the
+    state must stay on the GPU; on the CPU only when asked, so the CPU test suite runs this path
+    too and only the CUDA provider itself goes untested without a GPU)."""
 
+    def __init__(self, session: ort.InferenceSession, device: str, io_binding: bool | None = None):
+        self.session, self.device = session, device
+        self.bind = device != "cpu" if io_binding is None else io_binding
+
+
+class EncoderSession(_Session):
     def __call__(self, src_ids: np.ndarray, src_lengths: np.ndarray) -> State:
         """src_ids (B, S) int64, src_lengths (B,) int64 -> (hidden, cell)."""
-        if self.device == "cpu":
+        if not self.bind:
             hidden, cell = self.session.run(list(ENCODER_OUTPUTS), {ENCODER_INPUTS[0]: src_ids, ENCODER_INPUTS[1]: src_lengths})
             return hidden, cell
         binding = self.session.io_binding()
         binding.bind_cpu_input(ENCODER_INPUTS[0], src_ids)
         binding.bind_cpu_input(ENCODER_INPUTS[1], src_lengths)
         for name in ENCODER_OUTPUTS:
-            binding.bind_output(name, "cuda")
+            binding.bind_output(name, self.device)
         self.session.run_with_iobinding(binding)
         hidden, cell = binding.get_outputs()
         return hidden, cell
 
 
-class DecoderSession:
-    def __init__(self, session: ort.InferenceSession, device: str):
-        self.session, self.device = session, device
-
+class DecoderSession(_Session):
     def step(self, prev_ids: np.ndarray, state: State, want_log_probs: bool = False):
         """prev_ids (B,) int64 -> (next_ids (B,) int64, log_probs (B, V) float32 or None, new state)."""
         hidden, cell = state
-        if self.device == "cpu":
+        if not self.bind:
             names = ["next_ids", "new_hidden", "new_cell"] + (["log_probs"] if want_log_probs else [])
             outs = self.session.run(names, {"prev_ids": prev_ids, "hidden": hidden, "cell": cell})
             return outs[0], (outs[3] if want_log_probs else None), (outs[1], outs[2])
@@ -142,8 +146,9 @@ class DecoderSession:
         binding.bind_ortvalue_input("cell", cell)
         # get_outputs() returns values in binding order: bind in the graph's output order.
         # greedy copies only next_ids (B int64) to the host; beam search also needs log_probs
-        places = {"logits": "cuda", "log_probs": "cpu" if want_log_probs else "cuda", "new_hidden": "cuda",
-                  "new_cell": "cuda", "next_ids": "cpu"}
+        dev = self.device
+        places = {"logits": dev, "log_probs": "cpu" if want_log_probs else dev, "new_hidden": dev,
+                  "new_cell": dev, "next_ids": "cpu"}
         for name in DECODER_OUTPUTS:
             binding.bind_output(name, places[name])
         self.session.run_with_iobinding(binding)
@@ -154,10 +159,10 @@ class DecoderSession:
     def select(self, state: State, rows: np.ndarray) -> State:
         """Reorders / subsets the batch rows of the state (beam search)."""
         hidden, cell = state
-        if self.device == "cpu":
+        if not self.bind:
             return hidden[:, rows], cell[:, rows]
         # a gather on the host: beam search already brings log-probs over each step, and the
         # state is small next to them ((L, B, H) against (B, V))
         h, c = hidden.numpy()[:, rows], cell.numpy()[:, rows]
-        return (ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(h), "cuda", 0),
-                ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(c), "cuda", 0))
+        return (ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(h), self.device, 0),
+                ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(c), self.device, 0))

@@ -1,10 +1,20 @@
-"""The README's quickstart, as a user runs it: default training, evaluation, export, translation."""
+"""The README's quickstart, as a user runs it: default training, evaluation, export, translation,
+and every example translation the README shows."""
+import ast
 import re
+import shlex
 import subprocess
 
 import pytest
 
-from tests.conftest import PY, run_env
+from tests.conftest import PY, ROOT, run_env
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+# `runtime translate "a" "b"   # -> A | B`
+CLI_EXAMPLES = re.findall(r'^runtime translate ((?:"[^"]*"\s*)+)#\s*->\s*(.+)$', README, re.M)
+# `t.translate(<literal>)   # <literal>`
+API_EXAMPLES = [(a, b) for a, b in re.findall(r"^t\.translate\((.+?)\)\s+#\s*(.+)$", README, re.M)
+                if b.strip()[0] in "'[" and "Hypothesis" not in b]
 
 
 def _run(*args, cwd):
@@ -13,13 +23,23 @@ def _run(*args, cwd):
     return r.stdout
 
 
+def test_readme_examples_are_found():
+    assert len(CLI_EXAMPLES) >= 2 and len(API_EXAMPLES) >= 2, (CLI_EXAMPLES, API_EXAMPLES)
+
+
 @pytest.mark.slow
-def test_default_fit_reaches_bleu_60_and_translates_hello(tmp_path):
+def test_default_fit_reaches_bleu_60_and_the_readme_examples_come_out_as_shown(tmp_path):
     _run("trainer", "fit", cwd=tmp_path)  # defaults: builtin corpus, artifacts/ under cwd
     out = _run("trainer", "evaluate", "artifacts/checkpoint.pth", "--data", "builtin:test", cwd=tmp_path)
     bleu = float(re.search(r"BLEU = ([\d.]+)", out).group(1))
     assert bleu >= 60, out
     _run("export", "onnx", "artifacts/checkpoint.pth", cwd=tmp_path)
-    hello = _run("runtime", "translate", "hello", cwd=tmp_path).strip()
-    assert hello == "Bonjour"
-    assert _run("runtime", "translate", "thank you", "she is tired", cwd=tmp_path).splitlines() == ["Merci", "Elle est fatiguée"]
+    assert _run("runtime", "translate", "hello", cwd=tmp_path).strip() == "Bonjour"
+    for args, expected in CLI_EXAMPLES:
+        got = _run("runtime", "translate", *shlex.split(args), cwd=tmp_path).splitlines()
+        assert got == [e.strip() for e in expected.split(" | ")], args
+    from runtime import Translator
+
+    t = Translator(tmp_path / "artifacts" / "onnx")
+    for args, expected in API_EXAMPLES:
+        assert t.translate(ast.literal_eval(args)) == ast.literal_eval(expected.strip()), args

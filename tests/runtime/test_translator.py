@@ -3,6 +3,7 @@ import shutil
 import threading
 import warnings
 
+import numpy as np
 import pytest
 
 from runtime import Translator
@@ -107,6 +108,31 @@ def test_explicit_cuda_without_provider_is_a_clear_error(tiny_onnx):
         Translator(tiny_onnx, device="cuda")
     t = Translator(tiny_onnx, device="auto")
     assert t.device == "cpu" and t.notice is None  # a CPU build where nobody asked for CUDA: no notice
+
+
+@pytest.mark.parametrize("folder", ["tiny_onnx", "tiny_onnx_int8"])
+def test_iobinding_path_on_cpu_matches_plain_run(folder, request):
+    """The IOBinding/OrtValue code that CUDA uses, run with the device set to cpu: only the CUDA
+    provider itself is left untested on a machine without a GPU."""
+    from runtime.sessions import DecoderSession, EncoderSession
+
+    plain = Translator(request.getfixturevalue(folder), device="cpu")
+    bound = Translator(request.getfixturevalue(folder), device="cpu")
+    bound.encoder = EncoderSession(bound.encoder.session, "cpu", io_binding=True)
+    bound.decoder = DecoderSession(bound.decoder.session, "cpu", io_binding=True)
+    state = bound.encoder(*bound_inputs(bound))
+    assert all(type(x).__name__ == "OrtValue" for x in state)  # really the OrtValue path
+    assert bound.translate(SENTENCES) == plain.translate(SENTENCES)
+    got = bound.translate(SENTENCES[:30], beam_size=3, n_best=2, return_scores=True)
+    want = plain.translate(SENTENCES[:30], beam_size=3, n_best=2, return_scores=True)
+    assert [[h.text for h in s] for s in got] == [[h.text for h in s] for s in want]
+    assert np.allclose([h.score for s in got for h in s], [h.score for s in want for h in s], atol=1e-5)
+
+
+def bound_inputs(t):
+    from runtime.decode import pad_batch
+
+    return pad_batch([t.encode("the cat is black")[0]])
 
 
 @pytest.mark.gpu
