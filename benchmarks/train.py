@@ -18,8 +18,6 @@ def reference_steps(model, data, batch_size, steps, device, seed=0) -> tuple[int
     import torch
     import torch.nn as nn
 
-    from trainer.data import pad
-
     rng = random.Random(seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss(ignore_index=0)
@@ -27,8 +25,7 @@ def reference_steps(model, data, batch_size, steps, device, seed=0) -> tuple[int
     tokens, start = 0, time.perf_counter()
     for _ in range(steps):
         idx = rng.sample(range(len(data)), batch_size)
-        src, _ = pad([data.src[i] for i in idx])
-        tgt, _ = pad([data.tgt[i] for i in idx])
+        src, _, tgt = data.batch(idx)
         src, tgt = src.to(device), tgt.to(device)
         emb = model.encoder.dropout(model.encoder.embedding(src))
         _, (hidden, cell) = model.encoder.lstm(emb)
@@ -60,25 +57,28 @@ def main() -> None:
     import torch
 
     from runtime.tokenizer import Tokenizer
+    from trainer.distributed import Dist, pick_device
     from trainer.model import ModelConfig, Seq2Seq
-    from trainer.train import TrainConfig, pick_device, prepare_data, train_epoch
+    from trainer.config import TrainConfig
+    from trainer.train import _LossModule, prepare_data, train_epoch
 
     if args.quick:
         args.steps = 20
     torch.manual_seed(0)
     device = pick_device(args.device)
-    cfg = TrainConfig(data=str(TATOEBA / "train.tsv"), min_freq=2, batch_size=args.batch_size,
-                      max_pairs=args.steps * args.batch_size + 200, valid_fraction=0.01)
-    train, _, sv, tv, _ = prepare_data(cfg, Tokenizer())
+    cfg = TrainConfig.from_flat(data=str(TATOEBA / "train.tsv"), min_freq=2, batch_size=args.batch_size,
+                                max_pairs=args.steps * args.batch_size + 200, valid_fraction=0.01, out="artifacts/bench/train")
+    train, _, sv, tv, _, _ = prepare_data(cfg, Tokenizer(), Dist())
     mcfg = ModelConfig(len(sv), len(tv))
     results = {}
     # trainer fit's own epoch loop: bucketed batches, packed encoder, whole-target decoder call
     model = Seq2Seq(mcfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
-    train_epoch(model, opt, scaler, train, cfg, device,
-                torch.Generator().manual_seed(0), deadline=time.perf_counter() + 3)  # warm-up
-    _, tokens, seconds = train_epoch(model, opt, scaler, train, cfg, device, torch.Generator().manual_seed(1))
+    module = _LossModule(model)
+    train_epoch(module, opt, scaler, train, cfg, device, torch.Generator().manual_seed(0), Dist(),
+                deadline=time.perf_counter() + 3)  # warm-up
+    _, tokens, seconds, _, _ = train_epoch(module, opt, scaler, train, cfg, device, torch.Generator().manual_seed(1), Dist())
     results["trainer_fit"] = {"tgt_tokens_per_s": round(tokens / seconds), "tokens": tokens, "seconds": round(seconds, 2)}
     model = Seq2Seq(mcfg).to(device)
     reference_steps(model, train, args.batch_size, 3, device)  # warm-up

@@ -39,16 +39,11 @@ class Report:
 
 
 def sample_sentences(ckpt: dict, tokenizer, src_vocab: Vocab, max_source_len: int, n: int = 16) -> list[str]:
-    """Real sentences from the checkpoint's training source where readable, plus a one-word
-    sentence and one at the maximum source length."""
-    texts: list[str] = []
-    try:
-        from trainer.data import load_corpus
-
-        pairs = load_corpus(ckpt.get("data", {}).get("source") or "builtin").pairs
-        step = max(1, len(pairs) // n)
-        texts = [s for s, _ in pairs[::step][:n]]
-    except Exception:  # the data may live on the training machine only
+    """The validation sentences the trainer kept in the checkpoint (or, in a checkpoint without
+    them, phrases made from the source vocabulary), plus a one-word sentence and one at the maximum
+    source length."""
+    texts = [t for t in ckpt.get("samples", []) if isinstance(t, str) and t.strip()][:n]
+    if not texts:
         words = src_vocab.itos[4:]
         texts = [" ".join(words[i : i + 3 + i % 7]) for i in range(0, min(len(words), 12 * n), 12)][:n]
     word = src_vocab.itos[4] if len(src_vocab) > 4 else "hello"

@@ -22,8 +22,11 @@ class Vocab:
 
     @classmethod
     def build(cls, sentences: Iterable[list[str]], min_freq: int = 1, max_size: int | None = None) -> "Vocab":
+        return cls.from_counts(Counter(tok for sent in sentences for tok in sent), min_freq, max_size)
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, int], min_freq: int = 1, max_size: int | None = None) -> "Vocab":
         """Most frequent first (ties alphabetical, so the result is deterministic)."""
-        counts = Counter(tok for sent in sentences for tok in sent)
         words = sorted((w for w, n in counts.items() if n >= min_freq and w not in SPECIALS),
                        key=lambda w: (-counts[w], w))
         if max_size is not None:

@@ -32,7 +32,7 @@ def tiny_run(tmp_path_factory) -> Path:
     from trainer.train import TrainConfig, fit
 
     out = tmp_path_factory.mktemp("tiny")
-    fit(TrainConfig(**TINY, out=str(out)))
+    fit(TrainConfig.from_flat(**TINY, out=str(out)))
     return out
 
 

@@ -1,3 +1,4 @@
 from trainer.cli import cli
 
-cli(prog_name="trainer")
+if __name__ == "__main__":  # not when a worker process (spawn) imports it
+    cli(prog_name="trainer")

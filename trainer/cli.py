@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 
 import click
 
 from runtime.cli import version_option
+from trainer.config import DataConfig, ModelConfig, TrainConfig
+
+D, M, T = DataConfig(), ModelConfig(), TrainConfig()  # the defaults, from their one place
 
 DATA_HELP = ("builtin (default), builtin:test, a .tsv/.txt/.csv file, a PREFIX of PREFIX.SRC/PREFIX.TGT files, "
              "or kaggle[:OWNER/SLUG[/versions/N][:FILE]]")
@@ -28,13 +33,19 @@ def _user_errors(fn):
         require("torch")
         from trainer.checkpoint import CheckpointError
         from trainer.data import DataError
+        from trainer.distributed import DistributedError
 
+        rank = int(os.environ.get("RANK", "0"))  # under torchrun, every process meets the same bad input
         try:
             return fn(*args, **kwargs)
-        except (DataError, CheckpointError, ValueError, FileExistsError) as e:
+        except DistributedError as e:
+            raise click.ClickException(f"process {rank}: {e}") from None
+        except (DataError, CheckpointError, ValueError, FileExistsError, OSError) as e:
+            if isinstance(e, OSError) and not isinstance(e, FileExistsError):
+                e = f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}".lstrip(": ")
+            if rank:
+                sys.exit(1)  # rank 0 says it once
             raise click.ClickException(str(e)) from None
-        except OSError as e:
-            raise click.ClickException(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}".lstrip(": ")) from None
 
     return wrapper
 
@@ -46,38 +57,41 @@ def cli():
 
 
 @cli.command()
-@click.option("--data", default="builtin", show_default=True, help=DATA_HELP)
+@click.option("--data", default=D.source, show_default=True, help=DATA_HELP)
 @click.option("--valid", default=None, help="Validation SOURCE (same forms as --data); else --valid-fraction.")
-@click.option("--valid-fraction", default=0.05, show_default=True, type=click.FloatRange(0, 0.5))
+@click.option("--valid-fraction", default=D.valid_fraction, show_default=True, type=click.FloatRange(0, 0.5))
 @click.option("--max-pairs", type=click.IntRange(1), help="Use only the first N pairs.")
-@click.option("--src-col", default="English", show_default=True, help="CSV source column.")
-@click.option("--tgt-col", default="French", show_default=True, help="CSV target column.")
-@click.option("--src-lang", default="en", show_default=True, help="Source suffix for PREFIX data.")
-@click.option("--tgt-lang", default="fr", show_default=True, help="Target suffix for PREFIX data.")
-@click.option("--lowercase/--keep-case", default=True, show_default=True)
-@click.option("--min-freq", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--src-col", default=D.src_col, show_default=True, help="CSV source column.")
+@click.option("--tgt-col", default=D.tgt_col, show_default=True, help="CSV target column.")
+@click.option("--src-lang", default=D.src_lang, show_default=True, help="Source suffix for PREFIX data.")
+@click.option("--tgt-lang", default=D.tgt_lang, show_default=True, help="Target suffix for PREFIX data.")
+@click.option("--lowercase/--keep-case", default=D.lowercase, show_default=True)
+@click.option("--min-freq", default=D.min_freq, show_default=True, type=click.IntRange(1))
 @click.option("--max-vocab", type=click.IntRange(5), help="Largest vocabulary per side, specials included.")
-@click.option("--emb-dim", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--hidden-dim", default=512, show_default=True, type=click.IntRange(1))
-@click.option("--layers", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--dropout", default=0.2, show_default=True, type=click.FloatRange(0, 1, max_open=True))
-@click.option("--reverse-source/--no-reverse-source", default=True, show_default=True)
-@click.option("--max-source-len", default=100, show_default=True, type=click.IntRange(3),
+@click.option("--emb-dim", default=M.emb_dim, show_default=True, type=click.IntRange(1))
+@click.option("--hidden-dim", default=M.hidden_dim, show_default=True, type=click.IntRange(1))
+@click.option("--layers", default=M.layers, show_default=True, type=click.IntRange(1))
+@click.option("--dropout", default=M.dropout, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--reverse-source/--no-reverse-source", default=M.reverse_source, show_default=True)
+@click.option("--max-source-len", default=M.max_source_len, show_default=True, type=click.IntRange(3),
               help="Source ids incl. <sos>/<eos>; longer sentences are truncated.")
-@click.option("--epochs", default=15, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=2e-3, show_default=True, type=click.FloatRange(0, min_open=True))
-@click.option("--clip", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True))
-@click.option("--teacher-forcing", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--epochs", default=T.epochs, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=T.batch_size, show_default=True, type=click.IntRange(1),
+              help="Sentences per step, over all processes together (torchrun splits each batch).")
+@click.option("--lr", default=T.lr, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--clip", default=T.clip, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--teacher-forcing", default=T.teacher_forcing, show_default=True, type=click.FloatRange(0, 1),
               help="Probability of feeding the gold token; 1.0 takes the fast whole-sequence path.")
-@click.option("--patience", default=3, show_default=True, type=click.IntRange(1), help="Early-stopping epochs.")
+@click.option("--patience", default=T.patience, show_default=True, type=click.IntRange(1), help="Early-stopping epochs.")
 @click.option("--time-budget", type=click.FloatRange(0, min_open=True),
               help="Stop training after this many seconds (mid-epoch; validation and checkpoint still run).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--out", default="artifacts", show_default=True, type=click.Path(file_okay=False),
+@click.option("--seed", default=T.seed, show_default=True)
+@click.option("--device", default=T.device, show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--out", default=T.out, show_default=True, type=click.Path(file_okay=False),
               help="Folder for checkpoint.pth, last.pth, metrics.csv, loss_curve.png.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pth.")
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Where token caches of the corpora are kept and reused (default: OUT/cache).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pth (with any number of processes).")
 @click.option("--force", is_flag=True, help="Train anew even if --out holds an earlier run's checkpoint (replacing it).")
 @version_option()
 @_user_errors
@@ -89,10 +103,11 @@ def fit(resume, force, **options):
     trainer fit --data ../shared/data/tatoeba-fra/train.tsv --epochs 5
     trainer fit --data multi30k/train --src-lang de --tgt-lang en
     trainer fit --data kaggle                      # through kagglehub
+    torchrun --standalone --nproc-per-node 2 -m trainer fit ...   # DistributedDataParallel
     """
-    from trainer.train import TrainConfig, fit as run_fit
+    from trainer.train import fit as run_fit
 
-    best = run_fit(TrainConfig(**options), resume=resume, log=click.echo, force=force)
+    best = run_fit(TrainConfig.from_flat(**options), resume=resume, log=click.echo, force=force)
     if best:
         click.echo(f"best epoch {best['epoch']}: valid loss {best['valid_loss']:.4f}, ppl {best['valid_ppl']:.2f} "
                    f"-> {options['out']}/checkpoint.pth")
@@ -123,7 +138,7 @@ def evaluate(checkpoint, data, max_pairs, src_col, tgt_col, src_lang, tgt_lang, 
     from trainer.checkpoint import load_checkpoint
     from trainer.data import DataOptions
     from trainer.evaluate import evaluate as run_evaluate
-    from trainer.train import pick_device
+    from trainer.distributed import pick_device
 
     ckpt = load_checkpoint(checkpoint)
     opts = DataOptions(src_col, tgt_col, src_lang, tgt_lang, max_pairs)

@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import itertools
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import torch
 
 from runtime.tokenizer import Tokenizer
-from runtime.vocab import PAD_ID, Vocab, source_ids, target_ids
-from trainer import builtin_corpus
+from runtime.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID, Vocab
+from trainer import builtin_corpus, token_cache
+from trainer.config import DataConfig, DataOptions  # noqa: F401  (re-exported: the data options live with the configs)
+from trainer.token_cache import TokenCache, gather
 
 KAGGLE_DEFAULT = "rajpulapakura/english-to-french-small-dataset"
 KAGGLE_DEFAULT_FILE = "english_french.csv"
@@ -28,33 +35,81 @@ class Corpus:
     skipped: int = 0  # rows dropped (empty side, wrong column count)
 
 
-@dataclass
-class DataOptions:
-    src_col: str = "English"
-    tgt_col: str = "French"
-    src_lang: str = "en"
-    tgt_lang: str = "fr"
-    max_pairs: int | None = None
+class _Source:
+    """A resolved --data SOURCE: the builtin pairs, or the file(s) to stream, and how to read them."""
+
+    def __init__(self, spec: str, opts: DataOptions):
+        self.spec, self.opts = spec, opts
+        self.builtin: list[tuple[str, str]] | None = None
+        self.files: list[Path] = []
+        if spec in ("builtin", "builtin:train", "builtin:test"):
+            self.builtin = builtin_corpus.pairs(spec.partition(":")[2] or "train")
+            return
+        if spec == "kaggle" or spec.startswith("kaggle:"):
+            path = _kaggle_file(spec)
+        elif Path(spec).exists() or _prefix_files(spec, opts):
+            path = Path(spec)
+        elif ":" in spec and not os.path.sep in spec.split(":", 1)[0]:
+            raise DataError(f"unknown --data scheme {spec.split(':', 1)[0]!r}: use builtin, builtin:test, kaggle:OWNER/SLUG or a file path")
+        else:
+            raise DataError(f"{spec}: no such file (nor {spec}.{opts.src_lang} + {spec}.{opts.tgt_lang})")
+        prefix = _prefix_files(str(path), opts)
+        if prefix and not path.is_file():
+            self.files, self.kind = list(prefix), "prefix"
+        elif path.is_dir():
+            raise DataError(f"{path}: is a folder; pass a .tsv/.txt/.csv file or a PREFIX of PREFIX.{opts.src_lang}/PREFIX.{opts.tgt_lang}")
+        else:
+            self.files, self.kind = [path], "csv" if path.suffix.lower() == ".csv" else "tsv"
+
+    def digest(self) -> str:
+        """What the pairs are made of: the files' content (or the builtin corpus), for cache keys."""
+        if self.builtin is not None:
+            return hashlib.sha256(json.dumps(self.builtin).encode()).hexdigest()
+        from trainer.token_cache import file_digest
+
+        try:
+            return file_digest(self.files)
+        except OSError as e:
+            raise DataError(f"{e.filename}: cannot read ({e.strerror})") from None
+
+    def rows(self) -> Iterator[tuple]:
+        if self.builtin is not None:
+            return iter(self.builtin)
+        if self.kind == "prefix":
+            return _aligned(*self.files)
+        if self.kind == "csv":
+            return _csv_rows(self.files[0], self.opts)
+        # tatoeba / anki: english<TAB>french[<TAB>attribution]
+        return (tuple(line.split("\t")[:2]) if "\t" in line else (line,) for line in _read_lines(self.files[0]))
+
+
+class PairStream:
+    """Iterates a source's usable pairs (stripped, both sides non-empty), at most max_pairs;
+    `skipped` counts the rows dropped so far. Nothing is held but the current row."""
+
+    def __init__(self, source: _Source):
+        self.source, self.skipped, self.count = source, 0, 0
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        limit = self.source.opts.max_pairs
+        for row in self.source.rows():
+            if limit is not None and self.count >= limit:
+                return
+            if len(row) == 2 and row[0].strip() and row[1].strip():
+                self.count += 1
+                yield row[0].strip(), row[1].strip()
+            else:
+                self.skipped += 1
 
 
 def load_corpus(spec: str, opts: DataOptions | None = None) -> Corpus:
-    """Reads `builtin[:train|:test]`, a file or prefix path, or `kaggle[:OWNER/SLUG[/versions/N][:FILE]]`."""
-    opts = opts or DataOptions()
-    if spec in ("builtin", "builtin:train", "builtin:test"):
-        corpus = Corpus(builtin_corpus.pairs(spec.partition(":")[2] or "train"), spec)
-    elif spec == "kaggle" or spec.startswith("kaggle:"):
-        corpus = _read_path(_kaggle_file(spec), opts, spec)
-    elif Path(spec).exists() or _prefix_files(spec, opts):
-        corpus = _read_path(Path(spec), opts, spec)
-    elif ":" in spec and not os.path.sep in spec.split(":", 1)[0]:
-        raise DataError(f"unknown --data scheme {spec.split(':', 1)[0]!r}: use builtin, builtin:test, kaggle:OWNER/SLUG or a file path")
-    else:
-        raise DataError(f"{spec}: no such file (nor {spec}.{opts.src_lang} + {spec}.{opts.tgt_lang})")
-    if opts.max_pairs is not None:
-        corpus.pairs = corpus.pairs[: opts.max_pairs]
-    if not corpus.pairs:
-        raise DataError(f"{spec}: the corpus is empty" + (f" ({corpus.skipped} rows were unusable)" if corpus.skipped else ""))
-    return corpus
+    """Reads `builtin[:train|:test]`, a file or prefix path, or `kaggle[:OWNER/SLUG[/versions/N][:FILE]]`
+    into a list of pairs (for evaluation sets and samples; training streams into a TokenCache)."""
+    stream = PairStream(_Source(spec, opts or DataOptions()))
+    pairs = list(stream)
+    if not pairs:
+        raise DataError(f"{spec}: the corpus is empty" + (f" ({stream.skipped} rows were unusable)" if stream.skipped else ""))
+    return Corpus(pairs, spec, stream.skipped)
 
 
 def _prefix_files(prefix: str, opts: DataOptions) -> tuple[Path, Path] | None:
@@ -62,52 +117,42 @@ def _prefix_files(prefix: str, opts: DataOptions) -> tuple[Path, Path] | None:
     return (src, tgt) if src.is_file() and tgt.is_file() else None
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_lines(path: Path) -> Iterator[str]:
+    """Streams a file's lines (UTF-8, a BOM dropped); invalid UTF-8 is an error naming the line."""
     try:
-        data = path.read_bytes()
+        f = open(path, "rb")
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        return data.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line} is not valid UTF-8") from None
+    with f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{path}: line {n} is not valid UTF-8") from None
+            yield line.rstrip("\r\n")
 
 
-def _read_path(path: Path, opts: DataOptions, spec: str) -> Corpus:
-    prefix = _prefix_files(str(path), opts)
-    if prefix and not path.is_file():
-        src, tgt = (_read_lines(p) for p in prefix)
-        if len(src) != len(tgt):
-            raise DataError(f"{prefix[0]} has {len(src)} lines but {prefix[1]} has {len(tgt)}: they must be line-aligned")
-        rows = list(zip(src, tgt))
-    elif path.is_dir():
-        raise DataError(f"{path}: is a folder; pass a .tsv/.txt/.csv file or a PREFIX of PREFIX.{opts.src_lang}/PREFIX.{opts.tgt_lang}")
-    elif path.suffix.lower() == ".csv":
-        rows = _csv_rows(path, opts)
-    else:
-        # tatoeba / anki: english<TAB>french[<TAB>attribution]
-        rows = [tuple(line.split("\t")[:2]) if line.count("\t") >= 1 else (line,) for line in _read_lines(path)]
-    pairs, skipped = [], 0
-    for row in rows:
-        if len(row) == 2 and row[0].strip() and row[1].strip():
-            pairs.append((row[0].strip(), row[1].strip()))
-        else:
-            skipped += 1
-    return Corpus(pairs, spec, skipped)
+def _aligned(src: Path, tgt: Path) -> Iterator[tuple[str, str]]:
+    a, b = _read_lines(src), _read_lines(tgt)
+    n = 0
+    for n, (s, t) in enumerate(itertools.zip_longest(a, b), 1):
+        if s is None or t is None:
+            short, long_ = (src, tgt) if s is None else (tgt, src)
+            raise DataError(f"{short} has {n - 1} lines but {long_} has more: they must be line-aligned")
+        yield s, t
 
 
-def _csv_rows(path: Path, opts: DataOptions) -> list[tuple]:
-    lines = _read_lines(path)
-    reader = csv.reader(lines)
+def _csv_rows(path: Path, opts: DataOptions) -> Iterator[tuple]:
+    reader = csv.reader(_read_lines(path))
     header = next(reader, None)
     if header is None:
-        return []
+        return
     missing = [c for c in (opts.src_col, opts.tgt_col) if c not in header]
     if missing:
         raise DataError(f"{path}: no column {missing[0]!r} in the header {header}; choose with --src-col/--tgt-col")
     i, j = header.index(opts.src_col), header.index(opts.tgt_col)
-    return [(row[i], row[j]) if len(row) == len(header) else () for row in reader]
+    for row in reader:
+        yield (row[i], row[j]) if len(row) == len(header) else ()
 
 
 def _kaggle_file(spec: str) -> Path:
@@ -141,59 +186,139 @@ def _kaggle_file(spec: str) -> Path:
     return files[0]
 
 
-def split_valid(pairs: list, fraction: float, seed: int) -> tuple[list, list]:
-    """Deterministic held-out split: the same seed and corpus give the same validation set."""
+def split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic held-out split of row numbers 0..n-1 -> (train rows, valid rows), each sorted:
+    the same seed and corpus give the same validation set."""
     g = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(pairs), generator=g).tolist()
-    n_valid = max(1, int(len(pairs) * fraction)) if len(pairs) > 1 else 0
-    valid = [pairs[i] for i in sorted(order[:n_valid])]
-    train = [pairs[i] for i in sorted(order[n_valid:])]
-    return train, valid
+    order = torch.randperm(n, generator=g).numpy()
+    n_valid = max(1, int(n * fraction)) if n > 1 else 0
+    return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
 
-@dataclass
-class Encoded:
-    src: list[list[int]]
-    tgt: list[list[int]]
+def split_valid(pairs: list, fraction: float, seed: int) -> tuple[list, list]:
+    train, valid = split_rows(len(pairs), fraction, seed)
+    return [pairs[i] for i in train], [pairs[i] for i in valid]
+
+
+def cached_tokens(spec: str, opts: DataOptions, tokenizer: Tokenizer, cache_dir: Path | None,
+                  workers: int = 1, build: bool = True) -> TokenCache:
+    """The source's TokenCache: read from cache_dir when an earlier run built it from the same
+    content and settings, else streamed from the file and saved there (build=False: only read;
+    None if absent). The builtin corpus is small and tokenized in memory."""
+    source = _Source(spec, opts)
+    if source.builtin is not None or cache_dir is None:
+        stream = PairStream(source)
+        cache = token_cache.build(stream, tokenizer)
+        cache.skipped = stream.skipped
+        return _nonempty(cache, spec)
+    settings = {"tokenizer": tokenizer.to_dict(), "kind": source.kind, "max_pairs": opts.max_pairs,
+                "columns": [opts.src_col, opts.tgt_col] if source.kind == "csv" else None,
+                "langs": [opts.src_lang, opts.tgt_lang] if source.kind == "prefix" else None}
+    key = token_cache.cache_key(source.digest(), settings)
+    meta = {"key": key, "source": spec, **settings}
+    folder = Path(cache_dir) / key
+    cache = token_cache.load(folder, meta)
+    if cache is None and build:
+        stream = PairStream(source)
+        cache = token_cache.build(stream, tokenizer, workers)
+        cache.skipped = stream.skipped
+        _nonempty(cache, spec)
+        token_cache.save(cache, folder, meta)
+    return _nonempty(cache, spec) if cache is not None else None
+
+
+def _nonempty(cache: TokenCache, spec: str) -> TokenCache:
+    if len(cache) == 0:
+        raise DataError(f"{spec}: the corpus is empty" + (f" ({cache.skipped} rows were unusable)" if cache.skipped else ""))
+    return cache
+
+
+def _lookup(tokens: list[str], vocab: Vocab) -> np.ndarray:
+    """cache id -> vocabulary id (<unk> for tokens outside the vocabulary)."""
+    return np.fromiter((vocab.stoi.get(t, UNK_ID) for t in tokens), dtype=np.int64, count=len(tokens))
+
+
+class PairIds:
+    """Rows of a TokenCache as model inputs: vocabulary ids through lookup arrays, the source laid
+    out as runtime.vocab.source_ids does it (<sos>, words reversed if asked, <eos>; at most max_src
+    ids), the target as target_ids (<sos>, words, <eos>). Reads only the rows a batch needs."""
+
+    def __init__(self, cache: TokenCache, rows: np.ndarray, src_vocab: Vocab, tgt_vocab: Vocab, reverse: bool,
+                 max_src: int):
+        self.cache, self.rows = cache, np.asarray(rows, dtype=np.int64)
+        self.src_map, self.tgt_map = _lookup(cache.src_tokens, src_vocab), _lookup(cache.tgt_tokens, tgt_vocab)
+        self.reverse, self.max_src = reverse, max_src
+        off = cache.src_offsets
+        self.src_lengths = np.minimum(off[self.rows + 1] - off[self.rows], max_src - 2) + 2  # (n,) for bucketing
 
     def __len__(self) -> int:
-        return len(self.src)
+        return len(self.rows)
+
+    def _side(self, side: str, idx: np.ndarray) -> list[np.ndarray]:
+        ids, offsets, _ = self.cache.side(side)
+        flat, lengths = gather(ids, offsets, self.rows[idx])
+        mapped = (self.src_map if side == "src" else self.tgt_map)[flat]
+        return np.split(mapped, np.cumsum(lengths)[:-1])
+
+    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """idx: positions in this set -> src (B, S), src_lengths (B,), tgt (B, T), padded with <pad>."""
+        idx = np.asarray(idx, dtype=np.int64)
+        srcs = []
+        for words in self._side("src", idx):
+            words = words[: self.max_src - 2]
+            srcs.append(np.concatenate([[SOS_ID], words[::-1] if self.reverse else words, [EOS_ID]]))
+        tgts = [np.concatenate([[SOS_ID], words, [EOS_ID]]) for words in self._side("tgt", idx)]
+        src, src_len = pad(srcs)
+        tgt, _ = pad(tgts)
+        return src, src_len, tgt
 
 
-def encode_pairs(pairs, tokenizer: Tokenizer, src_vocab: Vocab, tgt_vocab: Vocab, reverse: bool, max_src: int) -> Encoded:
-    src = [source_ids(tokenizer.tokenize(s), src_vocab, reverse, max_src) for s, _ in pairs]
-    tgt = [target_ids(tokenizer.tokenize(t), tgt_vocab) for _, t in pairs]
-    return Encoded(src, tgt)
+def encode_pairs(pairs, tokenizer: Tokenizer, src_vocab: Vocab, tgt_vocab: Vocab, reverse: bool, max_src: int) -> PairIds:
+    """A (small) list of pairs as model inputs, tokenized in memory."""
+    cache = token_cache.build(iter(pairs), tokenizer)
+    return PairIds(cache, np.arange(len(cache)), src_vocab, tgt_vocab, reverse, max_src)
 
 
-def pad(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> ids (B, T) padded with <pad>, lengths (B,)."""
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    out = torch.full((len(seqs), int(lengths.max())), PAD_ID, dtype=torch.long)
+def pad(seqs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Id sequences -> ids (B, T) padded with <pad>, lengths (B,)."""
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    out = np.full((len(seqs), int(lengths.max())), PAD_ID, dtype=np.int64)
     for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-    return out, lengths
+        out[i, : len(s)] = s
+    return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
-def batches(data: Encoded, batch_size: int, generator: torch.Generator | None = None):
-    """Yields (src, src_lengths, tgt) batches.
+def batch_groups(lengths: np.ndarray, batch_size: int, generator: torch.Generator | None = None) -> list[np.ndarray]:
+    """The epoch's global batches as arrays of positions.
 
-    With a generator: shuffled, then sorted by length inside pools of 50 batches so a batch
-    carries little padding, then the batches shuffled again. Without: in corpus order.
+    With a generator: shuffled, then sorted by source length inside pools of 50 batches so a batch
+    carries little padding, then the batches shuffled again. Without: in corpus order. A pool's
+    last batch shorter than half a batch joins the one before it, so every batch has at least
+    batch_size // 2 sentences (each process of a distributed run gets a share).
     """
-    n = len(data)
+    n = len(lengths)
+    pool = batch_size * 50
     if generator is None:
-        order = list(range(n))
-        groups = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        pools = [np.arange(n)]
     else:
-        order = torch.randperm(n, generator=generator).tolist()
-        pool = batch_size * 50
-        groups = []
+        order = torch.randperm(n, generator=generator).numpy()
+        pools = []
         for i in range(0, n, pool):
-            chunk = sorted(order[i : i + pool], key=lambda k: len(data.src[k]))
-            groups += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
+            chunk = order[i : i + pool]
+            pools.append(chunk[np.argsort(lengths[chunk], kind="stable")])
+    groups = []
+    for chunk in pools:
+        cut = [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
+        if len(cut) > 1 and len(cut[-1]) < batch_size // 2:
+            cut[-2:] = [np.concatenate(cut[-2:])]
+        groups += cut
+    if generator is not None:
         groups = [groups[k] for k in torch.randperm(len(groups), generator=generator).tolist()]
-    for idx in groups:
-        src, src_len = pad([data.src[k] for k in idx])
-        tgt, _ = pad([data.tgt[k] for k in idx])
-        yield src, src_len, tgt
+    return groups
+
+
+def batches(data: PairIds, batch_size: int, generator: torch.Generator | None = None, rank: int = 0, world: int = 1):
+    """Yields (src, src_lengths, tgt) batches: this process's share (every world-th sentence,
+    from rank) of each global batch."""
+    for group in batch_groups(data.src_lengths, batch_size, generator):
+        yield data.batch(group[rank::world])

@@ -8,10 +8,10 @@ import torch
 
 from runtime.model_format import DecodingDefaults
 from runtime.vocab import max_target_len, source_ids
-from trainer.data import DataOptions, encode_pairs, load_corpus, pad
-from trainer.model import Seq2Seq
 from trainer.checkpoint import model_from_checkpoint
-from trainer.train import loss_on
+from trainer.data import DataOptions, PairIds, batch_groups, encode_pairs, load_corpus, pad
+from trainer.distributed import Dist
+from trainer.model import Seq2Seq
 
 
 @dataclass
@@ -23,6 +23,24 @@ class EvalResult:
     case_insensitive: bool
     samples: list[tuple[str, str, str]]  # source, reference, hypothesis
     n: int
+
+
+def loss_on(model: Seq2Seq, data: PairIds, batch_size: int, device: torch.device, dist: Dist = Dist()) -> float:
+    """Mean cross-entropy per target token (padding ignored), teacher-forced, no dropout; each
+    process scores its share of every batch and the sums are added over processes."""
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for group in batch_groups(data.src_lengths, batch_size):
+            share = group[dist.rank :: dist.world]
+            if len(share) == 0:
+                continue
+            src, src_len, tgt = data.batch(share)
+            loss, n = model.loss(src.to(device), src_len, tgt.to(device), teacher_forcing=1.0)
+            total += loss.item() * n
+            tokens += n
+    total, tokens = dist.all_sum([total, tokens], device)
+    return total / tokens if tokens else float("nan")
 
 
 def torch_translate(model: Seq2Seq, src_vocab, tgt_vocab, tokenizer, texts: list[str], batch_size: int = 64,

@@ -1,29 +1,13 @@
 """The LSTM encoder-decoder of Sutskever, Vinyals & Le (2014)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from runtime.decode import trim
 from runtime.vocab import EOS_ID, PAD_ID, SOS_ID
-
-
-@dataclass
-class ModelConfig:
-    src_vocab_size: int
-    tgt_vocab_size: int
-    emb_dim: int = 64
-    hidden_dim: int = 512
-    layers: int = 2
-    dropout: float = 0.2  # on embeddings and between LSTM layers
-    reverse_source: bool = True
-    max_source_len: int = 100  # ids incl. <sos>/<eos>; longer sources are truncated
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from trainer.config import ModelConfig  # noqa: F401  (re-exported)
 
 
 def _embedding_lstm(module: nn.Module, vocab_size: int, cfg: ModelConfig) -> None:

@@ -87,7 +87,7 @@ def test_fit_into_an_empty_or_new_folder_needs_no_flag(tmp_path):
 
     (tmp_path / "empty").mkdir()
     for out in (tmp_path / "empty", tmp_path / "new"):
-        assert fit(TrainConfig(**{**TINY, "epochs": 1, "max_pairs": 100}, out=str(out)))
+        assert fit(TrainConfig.from_flat(**{**TINY, "epochs": 1, "max_pairs": 100}, out=str(out)))
 
 
 @pytest.mark.parametrize("program,extra", [

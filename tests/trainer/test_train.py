@@ -23,7 +23,7 @@ def test_fit_writes_best_last_metrics_and_plot(tiny_run):
     # the best checkpoint is chosen by validation loss
     best_row = min(rows, key=lambda r: float(r["valid_loss"]))
     assert best["metrics"]["epoch"] == int(best_row["epoch"])
-    assert {"optimizer_state", "epoch", "rng", "history"} <= set(last) and "optimizer_state" not in best
+    assert {"optimizer_state", "epoch", "history", "samples"} <= set(last) and "optimizer_state" not in best
     assert (tiny_run / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a checkpoint is tensors and plain values: weights_only loading works on its own
     raw = torch.load(tiny_run / "checkpoint.pth", weights_only=True)
@@ -63,7 +63,7 @@ def test_killed_run_resumes_with_identical_losses(tmp_path):
 def test_teacher_forcing_ratio_runs_per_step_loop(tmp_path):
     from trainer.train import TrainConfig, fit
 
-    best = fit(TrainConfig(**{**TINY, "epochs": 1, "teacher_forcing": 0.5}, out=str(tmp_path)))
+    best = fit(TrainConfig.from_flat(**{**TINY, "epochs": 1, "teacher_forcing": 0.5}, out=str(tmp_path)))
     assert best["epoch"] == 1 and best["valid_loss"] > 0
 
 
@@ -71,6 +71,6 @@ def test_teacher_forcing_ratio_runs_per_step_loop(tmp_path):
 def test_trains_on_tatoeba(tmp_path):
     from trainer.train import TrainConfig, fit
 
-    best = fit(TrainConfig(data=str(TATOEBA / "train.tsv"), max_pairs=2000, emb_dim=16, hidden_dim=32, layers=1,
+    best = fit(TrainConfig.from_flat(data=str(TATOEBA / "train.tsv"), max_pairs=2000, emb_dim=16, hidden_dim=32, layers=1,
                            epochs=1, out=str(tmp_path)))
     assert best["tgt_tokens_per_s"] > 0 and (tmp_path / "checkpoint.pth").exists()

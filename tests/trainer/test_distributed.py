@@ -1,0 +1,131 @@
+"""torchrun + DistributedDataParallel on CPU (gloo, 2 processes, tiny models)."""
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import PY, ROOT, run_env
+
+# dropout 0: the only randomness left is the batch order, which is the same for any world size
+OPTIONS = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, dropout=0.0, epochs=2, batch_size=32, seed=3,
+               patience=100)
+HERE = Path(__file__).parent
+
+
+def _env(**extra):
+    env = run_env()
+    env.update(OMP_NUM_THREADS="1", **extra)  # as torchrun sets it per process: same arithmetic both ways
+    return env
+
+
+def torchrun(nproc: int, *args, **kw):
+    cmd = [PY, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=ROOT, **kw)
+
+
+def _steps(out: Path) -> list[tuple[int, int, float]]:
+    with open(out / "steps.csv") as f:
+        return [(int(r["epoch"]), int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory):
+    out, record = tmp_path_factory.mktemp("ddp"), tmp_path_factory.mktemp("record")
+    r = torchrun(2, str(HERE / "ddp_run.py"), json.dumps({**OPTIONS, "out": str(out)}), str(record), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out, record, r
+
+
+def test_every_rank_holds_identical_weights(two_process_run):
+    _, record, _ = two_process_run
+    w0, w1 = (torch.load(record / f"weights-rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
+
+
+def test_step_losses_equal_one_process_fed_the_same_global_batches(two_process_run, tmp_path):
+    out2, _, _ = two_process_run
+    r = subprocess.run([PY, "-m", "trainer", "fit", *_flags(OPTIONS), "--out", str(tmp_path)], capture_output=True,
+                       text=True, env=_env(), cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    one, two = _steps(tmp_path), _steps(out2)
+    assert len(one) == len(two) >= 20 and [s[:2] for s in one] == [s[:2] for s in two]
+    assert max(abs(a[2] - b[2]) for a, b in zip(one, two)) < 1e-5
+    # and the checkpoints agree
+    a = torch.load(tmp_path / "last.pth", weights_only=True)["model_state"]
+    b = torch.load(out2 / "last.pth", weights_only=True)["model_state"]
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
+
+
+def test_only_rank_0_writes(two_process_run):
+    out, record, r = two_process_run
+    assert json.loads((record / "writes-rank1.json").read_text()) == []
+    assert "atomic_save" in json.loads((record / "writes-rank0.json").read_text())
+    assert sorted(p.name for p in out.iterdir() if p.name != "cache") == [
+        "checkpoint.pth", "last.pth", "loss_curve.png", "metrics.csv", "steps.csv"]
+
+
+def _flags(options: dict) -> list[str]:
+    return [x for k, v in options.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+
+
+@pytest.mark.parametrize("first,then", [(2, 1), (1, 2)])
+def test_resume_across_world_sizes(tmp_path, first, then):
+    """A run of 3 epochs stopped after 2 and resumed with another number of processes ends with the
+    same losses as the run never stopped."""
+    def run(nproc, out, epochs, *extra):
+        args = ["-m", "trainer", "fit", *_flags({**OPTIONS, "epochs": epochs}), "--out", str(out), *extra]
+        if nproc == 1:
+            r = subprocess.run([PY, *args], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=300)
+        else:
+            r = torchrun(nproc, *args, timeout=300)
+            # only rank 0 prints: one line per epoch, saying how many processes share the work
+            epoch_lines = re.findall(r"^epoch +\d+ ", r.stdout, re.M)
+            assert "x 2 processes" in r.stdout and len(epoch_lines) == (1 if extra else epochs), r.stdout
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run(first, straight, 3)
+    run(first, resumed, 2)
+    run(then, resumed, 3, "--resume")
+    a, b = _steps(straight), _steps(resumed)
+    assert [s[:2] for s in a] == [s[:2] for s in b] and max(abs(x[2] - y[2]) for x, y in zip(a, b)) < 1e-5
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_a_killed_rank_ends_the_run_with_a_clear_error(tmp_path):
+    args = ["-m", "trainer", "fit", *_flags({**OPTIONS, "epochs": 50, "max_pairs": 3000}), "--out", str(tmp_path)]
+    proc = subprocess.Popen([PY, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "metrics.csv").exists():
+        time.sleep(0.1)  # training is under way once the first epoch is written
+    workers = _children(proc.pid)
+    assert len(workers) == 2, workers
+    # rank 1 is the second worker torchrun started
+    os.kill(sorted(workers)[1], signal.SIGKILL)
+    start = time.time()
+    stdout, stderr = proc.communicate(timeout=90)
+    assert proc.returncode != 0 and time.time() - start < 90
+    assert "Traceback" not in stdout
+    # the survivor says why in one line (unless torchrun stopped it first), and torchrun names the failed rank
+    assert "another process of the distributed run stopped" in stderr or "SIGKILL" in stderr or "Signal 9" in stderr, stderr
+
+
+def test_single_process_without_torchrun_is_unchanged(tiny_run):
+    """No WORLD_SIZE: no process group is created (the plain fixture run is a single process)."""
+    import torch.distributed as dist
+
+    assert not dist.is_initialized() and (tiny_run / "steps.csv").exists()

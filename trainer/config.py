@@ -1,0 +1,86 @@
+"""Typed configurations of `trainer fit`, each default in one place (the CLI reads its defaults
+from here). Pure dataclasses: importing this module needs no torch."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class ModelConfig:
+    src_vocab_size: int = 0  # set from the vocabularies when training starts
+    tgt_vocab_size: int = 0
+    emb_dim: int = 64
+    hidden_dim: int = 512
+    layers: int = 2
+    dropout: float = 0.2  # on embeddings and between LSTM layers
+    reverse_source: bool = True
+    max_source_len: int = 100  # ids incl. <sos>/<eos>; longer sources are truncated
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DataOptions:
+    """How to read a source."""
+
+    src_col: str = "English"  # CSV columns
+    tgt_col: str = "French"
+    src_lang: str = "en"  # suffixes of PREFIX.SRC / PREFIX.TGT files
+    tgt_lang: str = "fr"
+    max_pairs: int | None = None  # only the first N usable pairs
+
+
+@dataclass
+class DataConfig(DataOptions):
+    """What `trainer fit` trains on and how it becomes ids."""
+
+    source: str = "builtin"  # --data
+    valid: str | None = None  # a separate validation SOURCE; else valid_fraction of source
+    valid_fraction: float = 0.05
+    lowercase: bool = True
+    min_freq: int = 1  # vocabularies come from the training split only
+    max_vocab: int | None = None
+    cache_dir: str | None = None  # token caches; default OUT/cache
+
+    def options(self) -> DataOptions:
+        return DataOptions(self.src_col, self.tgt_col, self.src_lang, self.tgt_lang, self.max_pairs)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    epochs: int = 15
+    batch_size: int = 64  # sentences per step, over all processes together
+    lr: float = 2e-3
+    clip: float = 1.0
+    teacher_forcing: float = 1.0  # measured default: see README "Teacher forcing"
+    patience: int | None = 3  # epochs without a better validation loss before stopping
+    time_budget: float | None = None  # seconds of training; stops mid-epoch when spent
+    seed: int = 0
+    device: str = "auto"
+    out: str = "artifacts"
+
+    @classmethod
+    def from_flat(cls, **options) -> "TrainConfig":
+        """The CLI's flat options (--data, --emb-dim, --epochs, ...) -> the nested config."""
+        options = dict(options)
+        if "data" in options and not isinstance(options["data"], (dict, DataConfig)):
+            options["source"] = options.pop("data")
+        parts = {}
+        for name, kind in (("model", ModelConfig), ("data", DataConfig)):
+            names = {f.name for f in fields(kind)}
+            parts[name] = kind(**{k: options.pop(k) for k in list(options) if k in names})
+        names = {f.name for f in fields(cls)}
+        return cls(**parts, **{k: v for k, v in options.items() if k in names})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """A saved config (nested; or flat, as checkpoints before the nesting saved it)."""
+        if isinstance(d.get("model"), dict):
+            d = {**d, **d["model"], **d["data"]}
+            d.pop("model"), d.pop("data")
+        return cls.from_flat(**d)
+
+

@@ -1,0 +1,184 @@
+"""A corpus tokenized once into flat id arrays, cached on disk and memory-mapped.
+
+Each side is stored as `ids` (int32, every token of every sentence, one after the other) and
+`offsets` (int64, n + 1: sentence k is ids[offsets[k]:offsets[k + 1]]). Ids index the cache's own
+token list (`src_tokens` / `tgt_tokens`, first seen first), not a vocabulary: the vocabulary is
+built later from counts over the training rows (`counts`) and applied per batch through a lookup
+array, so one cache serves every --min-freq, --max-vocab, split and seed.
+
+The cache is keyed by the corpus file's content hash and the settings that change tokens
+(tokenizer, columns or languages, --max-pairs). Building it streams the file: no Python list of
+all pairs is ever held, only numpy arrays (about 8 bytes a token). Large corpora are tokenized by
+several worker processes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from runtime.atomic import make_temp_dir, replace_folder
+from runtime.tokenizer import Tokenizer
+
+CACHE_VERSION = 1
+CHUNK = 20_000  # pairs per worker task
+ARRAYS = ("src_ids", "src_offsets", "tgt_ids", "tgt_offsets")
+
+
+@dataclass
+class TokenCache:
+    src_ids: np.ndarray  # (total source tokens,) int32
+    src_offsets: np.ndarray  # (n + 1,) int64
+    tgt_ids: np.ndarray
+    tgt_offsets: np.ndarray
+    src_tokens: list[str]  # cache id -> token
+    tgt_tokens: list[str]
+    skipped: int = 0  # rows dropped while reading (empty side, wrong column count)
+    folder: Path | None = None  # where it lives on disk (None: built in memory)
+    reused: bool = False  # read from an earlier run's cache
+
+    def __len__(self) -> int:
+        return len(self.src_offsets) - 1
+
+    def side(self, side: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        return getattr(self, f"{side}_ids"), getattr(self, f"{side}_offsets"), getattr(self, f"{side}_tokens")
+
+    def counts(self, side: str, rows: np.ndarray | None = None) -> dict[str, int]:
+        """Token frequencies over the given rows (all rows by default)."""
+        ids, offsets, tokens = self.side(side)
+        flat = ids if rows is None else gather(ids, offsets, rows)[0]
+        n = np.bincount(flat, minlength=len(tokens))
+        return {tokens[i]: int(n[i]) for i in np.flatnonzero(n)}
+
+
+def gather(ids: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of the given rows, concatenated, and each row's length (no Python loop over rows)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, lengths = offsets[rows], offsets[rows + 1] - offsets[rows]
+    total = int(lengths.sum())
+    # position p of the output reads ids[starts[row of p] + (p - first output position of that row)]
+    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return ids[shift + np.arange(total)], lengths
+
+
+# ---- building ---------------------------------------------------------------------------------
+
+def _tokenize_chunk(args) -> tuple:
+    """Worker: a chunk of pairs -> per side (its own token list, ids into it, lengths)."""
+    settings, pairs = args
+    tokenizer = Tokenizer.from_dict(settings)
+    out = []
+    for side in (0, 1):
+        local: dict[str, int] = {}
+        ids, lengths = [], []
+        for pair in pairs:
+            toks = tokenizer.tokenize(pair[side])
+            ids.extend(local.setdefault(t, len(local)) for t in toks)
+            lengths.append(len(toks))
+        out.append((list(local), np.array(ids, dtype=np.int32), np.array(lengths, dtype=np.int64)))
+    return out
+
+
+def _chunks(pairs: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    chunk = []
+    for pair in pairs:
+        chunk.append(pair)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def build(pairs: Iterable[tuple[str, str]], tokenizer: Tokenizer, workers: int = 1) -> TokenCache:
+    """Tokenizes a stream of pairs into flat arrays. `pairs` is consumed once, chunk by chunk;
+    with workers > 1 the chunks are tokenized in that many processes, merged in order."""
+    vocab = {"src": {}, "tgt": {}}  # token -> cache id, per side
+    parts = {"src": ([], []), "tgt": ([], [])}  # (id arrays, length arrays)
+    tasks = ((tokenizer.to_dict(), chunk) for chunk in _chunks(pairs, CHUNK))
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        results = pool.imap(_tokenize_chunk, tasks) if pool else map(_tokenize_chunk, tasks)
+        for result in results:
+            for side, (local_tokens, ids, lengths) in zip(("src", "tgt"), result):
+                table = vocab[side]
+                # local id -> cache id
+                remap = np.fromiter((table.setdefault(t, len(table)) for t in local_tokens), dtype=np.int32,
+                                    count=len(local_tokens))
+                parts[side][0].append(remap[ids] if len(ids) else ids)
+                parts[side][1].append(lengths)
+    finally:
+        if pool:
+            pool.terminate()
+    arrays = {}
+    for side in ("src", "tgt"):
+        ids, lengths = parts[side]
+        arrays[f"{side}_ids"] = np.concatenate(ids) if ids else np.zeros(0, np.int32)
+        lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        arrays[f"{side}_offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return TokenCache(**arrays, src_tokens=list(vocab["src"]), tgt_tokens=list(vocab["tgt"]))
+
+
+# ---- on disk -----------------------------------------------------------------------------------
+
+def file_digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def cache_key(content_digest: str, settings: dict) -> str:
+    blob = json.dumps({"version": CACHE_VERSION, "content": content_digest, **settings}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def save(cache: TokenCache, folder: Path, meta: dict) -> None:
+    """Writes the cache under a temporary name and renames it into place (a killed build leaves
+    no half cache; the next run builds it again)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temp_dir(folder)
+    try:
+        for name in ARRAYS:
+            np.save(tmp / f"{name}.npy", getattr(cache, name))
+        for side in ("src", "tgt"):
+            (tmp / f"{side}_tokens.json").write_text(json.dumps(getattr(cache, f"{side}_tokens"), ensure_ascii=False),
+                                                     encoding="utf-8")
+        (tmp / "meta.json").write_text(json.dumps({**meta, "pairs": len(cache), "skipped": cache.skipped}, indent=1),
+                                       encoding="utf-8")
+        replace_folder(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    cache.folder = folder
+
+
+def load(folder: Path, meta: dict) -> TokenCache | None:
+    """The cache in folder, memory-mapped, if it is complete and was built with these settings."""
+    try:
+        saved = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        if {k: saved.get(k) for k in meta} != meta:
+            return None
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+        tokens = {f"{side}_tokens": json.loads((folder / f"{side}_tokens.json").read_text(encoding="utf-8"))
+                  for side in ("src", "tgt")}
+    except (OSError, ValueError):
+        return None
+    return TokenCache(**arrays, **tokens, skipped=int(saved.get("skipped", 0)), folder=folder, reused=True)
+
+
+def default_workers(n_hint: int | None = None) -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
