@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from export.graphs import DEFAULT_OPSET
-from runtime.cli import version_option
+from runtime.cli import require, version_option
 
 
 @click.group()
@@ -34,8 +34,6 @@ def onnx(checkpoint, out, opset, force, quantize, verify):
     python -m export onnx artifacts/checkpoint.pth
     python -m export onnx artifacts/checkpoint.pth --out artifacts/onnx-int8 --quantize int8
     """
-    from trainer.cli import require
-
     require("torch", "onnx")
     from export.folder import ExportError, export_onnx
     from trainer.checkpoint import CheckpointError

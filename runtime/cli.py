@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -25,6 +26,15 @@ def package_version() -> str:
 
 def version_option():
     return click.version_option(package_version(), "--version", prog_name="seq2seq-edge", message="%(prog)s %(version)s")
+
+
+def require(*modules: str, extra: str = "train") -> None:
+    """For the trainer and exporter: on an edge install (no torch) say which extra to install, in one
+    line, instead of a traceback. Only looks the modules up; imports nothing."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(f"this command needs {', '.join(missing)}, which this install lacks (an edge install "
+                                   f"translates only): pip install 'seq2seq-edge[{extra}]'")
 
 
 def _load(model: str, device: str, threads: int | None):

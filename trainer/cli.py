@@ -1,27 +1,18 @@
 """`trainer fit` and `trainer evaluate`: parse options, call the library, print."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
 import click
 
-from runtime.cli import version_option
+from runtime.cli import require, version_option
 from trainer.config import DataConfig, ModelConfig, TrainConfig
 
 D, M, T = DataConfig(), ModelConfig(), TrainConfig()  # the defaults, from their one place
 
 DATA_HELP = ("builtin (default), builtin:test, a .tsv/.txt/.csv file, a PREFIX of PREFIX.SRC/PREFIX.TGT files, "
              "or kaggle[:OWNER/SLUG[/versions/N][:FILE]]")
-
-
-def require(*modules: str, extra: str = "train") -> None:
-    """On an edge install (no torch) say which extra to install, in one line, instead of a traceback."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise click.ClickException(f"this command needs {', '.join(missing)}, which this install lacks (an edge install "
-                                   f"translates only): pip install 'seq2seq-edge[{extra}]'")
 
 
 def _user_errors(fn):

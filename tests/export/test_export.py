@@ -162,3 +162,19 @@ def test_parity_criterion():
             assert_parity(Report(sentences=3, max_diff=bad, greedy_identical=3))
     with pytest.raises(VerificationError, match="greedy identical on 2/3"):
         assert_parity(Report(sentences=3, max_diff=ok, greedy_identical=2))
+
+
+def test_export_imports_only_the_trainers_checkpoint_and_model():
+    import ast
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+
+    used = set()
+    for f in (ROOT / "export").glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "trainer":
+                used.add(node.module)
+            elif isinstance(node, ast.Import):
+                used |= {a.name for a in node.names if a.name.split(".")[0] == "trainer"}
+    assert "trainer.checkpoint" in used and used <= {"trainer.checkpoint", "trainer.model"}, used
