@@ -14,8 +14,10 @@ QUANTIZED_OPS = ["LSTM", "MatMul"]
 def _quiet_root_logger():
     """onnxruntime's quantizer logs through the root logger (which installs a stderr handler on
     first use): 'Please consider to run pre-processing before quantization', twice per export. Its
-    pre-processing (symbolic shape inference, graph optimisation) has nothing to add for these
-    graphs, whose shapes the exporter already declares, so that line is noise to our users."""
+    pre-processing (onnxruntime.quantization.quant_pre_process: shape inference, graph
+    optimisation) has nothing to add for these graphs: tried on the quickstart model, the quantized
+    graphs had the same quantized ops (DynamicQuantizeLSTM x2; + MatMulInteger for the output
+    projection) and sizes within 0.04%. So that line is noise to our users."""
     root = logging.getLogger()
     handlers = root.handlers[:]
     root.handlers = [logging.NullHandler()]
