@@ -89,7 +89,8 @@ def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) 
         # it, so the cell is held to 1e-4 relative to max(1, |c|); hidden (in [-1, 1]) and logits absolute
         diffs = {"hidden": float(np.abs(th_h.numpy() - ort_h).max()), "cell": float(cell_err.max()),
                  "cell_scaled": float((cell_err / np.maximum(1.0, np.abs(th_c.numpy()))).max())}
-        torch_ids = model.greedy(torch.from_numpy(src), torch.from_numpy(lengths), torch.from_numpy(caps))
+        # PyTorch's greedy ids through the runtime's own loop, with the model behind its adapters
+        torch_ids = greedy_search(*model.runtime_adapters(torch.device("cpu")), src, lengths, caps)
         # logits along PyTorch's own greedy path, step by step, from the same state
         h, c = th_h, th_c
         oh, oc = ort_h, ort_c

@@ -5,6 +5,12 @@ All sentences x beams go through the decoder in one call per step. A hypothesis 
 a sentence is done once it has `beam_size` finished hypotheses. Finished hypotheses are ranked
 by sum(log p) / length ** alpha, where length counts the generated tokens (<eos> included);
 alpha = 0 ranks by plain log-probability. With beam_size 1 this is exactly greedy search.
+
+Vectorised: per step, float32 scores of all candidates, `argpartition` for each sentence's best
+2K, one stable sort of those 2K, and masks that say which candidates the sequential rule (walk
+the candidates best first; an <eos> one finishes, any other fills the next beam; stop at K live
+or K finished) would reach. Hypotheses are an (B*K, t) array gathered by row each step; Python
+touches only the hypotheses that finish (at most K per sentence over the whole search).
 """
 from __future__ import annotations
 
@@ -23,49 +29,48 @@ def beam_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray, 
     batch, k = len(src_ids), beam_size
     state = encoder(src_ids, src_lengths)
     state = decoder.select(state, np.repeat(np.arange(batch), k))  # row b*k + j is beam j of sentence b
-    scores = np.full((batch, k), -np.inf)
+    scores = np.full((batch, k), -np.inf, dtype=np.float32)
     scores[:, 0] = 0.0  # one live hypothesis at the start, so beams don't duplicate it
-    tokens: list[list[list[int]]] = [[[] for _ in range(k)] for _ in range(batch)]
+    history = np.zeros((batch * k, 0), dtype=np.int64)  # (B*K, t): each row's tokens so far
     finished: list[list[tuple[list[int], float]]] = [[] for _ in range(batch)]
+    n_finished = np.zeros(batch, dtype=np.int64)
     done = np.zeros(batch, dtype=bool)
     prev = np.full(batch * k, SOS_ID, dtype=np.int64)
     for t in range(int(max_lens.max())):
         _, log_probs, state = decoder.step(prev, state, want_log_probs=True)
         vocab = log_probs.shape[-1]
-        cand = scores[:, :, None] + log_probs.reshape(batch, k, vocab)  # (B, K, V)
-        flat = cand.reshape(batch, k * vocab)
-        top = np.argpartition(-flat, 2 * k - 1, axis=1)[:, : 2 * k] if 2 * k < k * vocab else np.tile(np.arange(k * vocab), (batch, 1))
+        flat = (scores[:, :, None] + log_probs.reshape(batch, k, vocab).astype(np.float32)).reshape(batch, k * vocab)
+        width = min(2 * k, k * vocab)  # 2K candidates: enough for K live ones even if K of them end
+        top = np.argpartition(-flat, width - 1, axis=1)[:, :width] if width < k * vocab else \
+            np.tile(np.arange(k * vocab), (batch, 1))
+        order = np.argsort(-np.take_along_axis(flat, top, axis=1), axis=1, kind="stable")
+        cand = np.take_along_axis(top, order, axis=1)  # (B, 2K) best first
+        cand_score = np.take_along_axis(flat, cand, axis=1)
+        beam, tok = np.divmod(cand, vocab)
+        at_cap = (t + 1 >= max_lens)[:, None]  # (B, 1)
+        ends = (tok == EOS_ID) | at_cap  # this candidate finishes its hypothesis
+        # which candidates the sequential walk reaches: fewer than K live and fewer than K finished
+        # before it, a finite score, and its sentence not done
+        live_before = np.cumsum(~ends, axis=1) - ~ends
+        finished_before = np.cumsum(ends, axis=1) - ends + n_finished[:, None]
+        reached = (live_before < k) & (finished_before < k) & np.isfinite(cand_score) & ~done[:, None]
         rows = np.arange(batch * k)  # which old row each new beam continues; identity for done sentences
-        new_scores = np.full((batch, k), -np.inf)
-        new_tokens = [[[] for _ in range(k)] for _ in range(batch)]
-        prev = np.full(batch * k, PAD_ID, dtype=np.int64)
-        for b in range(batch):
-            if done[b]:
-                continue
-            at_cap = t + 1 >= max_lens[b]
-            live = 0
-            for c in sorted(top[b], key=lambda c: -flat[b, c]):
-                score = float(flat[b, c])
-                if score == -np.inf:
-                    break
-                beam, tok = divmod(int(c), vocab)
-                if tok == EOS_ID or at_cap:
-                    ids = tokens[b][beam] + ([] if tok == EOS_ID else [tok])
-                    finished[b].append((ids, normalized(score, t + 1, alpha)))
-                    if len(finished[b]) >= k:
-                        break
-                    continue
-                rows[b * k + live] = b * k + beam
-                new_scores[b, live] = score
-                new_tokens[b][live] = tokens[b][beam] + [tok]
-                prev[b * k + live] = tok
-                live += 1
-                if live == k:
-                    break
-            if len(finished[b]) >= k or at_cap:
-                done[b] = True
+        new_scores = np.full((batch, k), -np.inf, dtype=np.float32)
+        new_prev = np.full(batch * k, PAD_ID, dtype=np.int64)
+        grow = reached & ~ends  # (B, 2K): continues as live beam number live_before
+        b_idx, c_idx = np.nonzero(grow)
+        slot = b_idx * k + live_before[b_idx, c_idx]
+        rows[slot] = b_idx * k + beam[b_idx, c_idx]
+        new_scores[b_idx, live_before[b_idx, c_idx]] = cand_score[b_idx, c_idx]
+        new_prev[slot] = tok[b_idx, c_idx]
+        for b, c in zip(*np.nonzero(reached & ends)):  # at most K per sentence over the whole search
+            ids = history[b * k + beam[b, c]].tolist() + ([] if tok[b, c] == EOS_ID else [int(tok[b, c])])
+            finished[b].append((ids, normalized(float(cand_score[b, c]), t + 1, alpha)))
+        n_finished += (reached & ends).sum(axis=1)
+        done |= (n_finished >= k) | at_cap[:, 0]
         if done.all():
             break
-        scores, tokens = new_scores, new_tokens
+        scores, prev = new_scores, new_prev
+        history = np.concatenate([history[rows], new_prev[:, None]], axis=1)
         state = decoder.select(state, rows)
     return [sorted(f, key=lambda h: -h[1])[:n_best] for f in finished]

@@ -39,3 +39,32 @@ def greedy_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray
             break
     ids = np.stack(steps, axis=1)  # (B, T)
     return [trim(row, int(cap)) for row, cap in zip(ids, max_lens)]
+
+
+def decode_rows(encoder, decoder, rows: dict[int, list[int]], decoding, max_len: int | None = None,
+                batch_size: int = 32, beam_size: int = 1, n_best: int = 1, alpha: float = 0.0,
+                with_scores: bool = False) -> dict[int, list[tuple[list[int], float]]]:
+    """The one decoding pipeline, for any encoder/decoder pair with the session wrappers'
+    interface (onnxruntime sessions, or the trainer's PyTorch adapters).
+
+    rows: key -> source ids. Sentences are sorted by length into batches (little padding); each
+    gets at most min(cap, a * source ids + b) target tokens (decoding = DecodingDefaults).
+    -> key -> its n_best (target ids without <eos>, score). Greedy (beam 1, no scores) takes the
+    short loop; everything else beam search (beam 1 there is exactly greedy).
+    """
+    from runtime.beam import beam_search
+    from runtime.vocab import max_target_len
+
+    order = sorted(rows, key=lambda i: len(rows[i]))
+    out: dict[int, list[tuple[list[int], float]]] = {}
+    for start in range(0, len(order), batch_size):
+        keys = order[start : start + batch_size]
+        src, lengths = pad_batch([rows[i] for i in keys])  # (B, S), (B,)
+        caps = np.array([max_target_len(int(n), decoding.max_len_a, decoding.max_len_b, max_len or decoding.max_len)
+                         for n in lengths])
+        if beam_size == 1 and not with_scores:
+            hyps = [[(ids, 0.0)] for ids in greedy_search(encoder, decoder, src, lengths, caps)]
+        else:
+            hyps = beam_search(encoder, decoder, src, lengths, caps, beam_size, n_best, alpha)
+        out.update(zip(keys, hyps))
+    return out

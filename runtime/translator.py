@@ -15,7 +15,7 @@ from runtime.model_format import (
     ModelFolderError, graph_signatures, open_folder, parse_json,
 )
 from runtime.tokenizer import Tokenizer
-from runtime.vocab import EOS_ID, SOS_ID, Vocab, max_target_len, source_ids
+from runtime.vocab import EOS_ID, SOS_ID, Vocab, source_ids
 
 
 class TruncationWarning(UserWarning):
@@ -186,36 +186,25 @@ class Translator:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, not a string")
-        from runtime.beam import beam_search
-        from runtime.decode import greedy_search, pad_batch
+        from runtime.decode import decode_rows
 
         dec = self.config.decoding
         if beam_size is None:
             beam_size = max(dec.beam_size, n_best)
         alpha = dec.length_penalty if length_penalty is None else length_penalty
         check_decoding(beam_size, n_best, alpha, max_len, batch_size)
-        results: list[list[Hypothesis]] = [[Hypothesis("", 0.0)] for _ in texts]
-        encoded = {}
-        truncated = 0
+        encoded, truncated = {}, 0
         for i, text in enumerate(texts):
             if text.strip():
-                ids, cut = self.encode(text)
-                encoded[i] = ids
+                encoded[i], cut = self.encode(text)
                 truncated += cut
         if truncated:
             warnings.warn(f"{truncated} sentence(s) longer than the model's {self.config.max_source_len - 2} source "
                           "tokens were truncated", TruncationWarning, stacklevel=2)
-        order = sorted(encoded, key=lambda i: len(encoded[i]))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            src, lengths = pad_batch([encoded[i] for i in idx])  # (B, S), (B,)
-            caps = np.array([max_target_len(int(n), dec.max_len_a, dec.max_len_b, max_len or dec.max_len) for n in lengths])
-            if beam_size == 1 and not return_scores:
-                hyps = [[(ids, 0.0)] for ids in greedy_search(self.encoder, self.decoder, src, lengths, caps)]
-            else:
-                hyps = beam_search(self.encoder, self.decoder, src, lengths, caps, beam_size, n_best, alpha)
-            for i, sent in zip(idx, hyps):
-                results[i] = [Hypothesis(self.tokenizer.detokenize(self.tgt_vocab.tokens(ids)), score) for ids, score in sent]
+        decoded = decode_rows(self.encoder, self.decoder, encoded, dec, max_len, batch_size, beam_size, n_best, alpha,
+                              with_scores=return_scores)
+        results = [[Hypothesis(self.tokenizer.detokenize(self.tgt_vocab.tokens(ids)), score) for ids, score in decoded[i]]
+                   if i in decoded else [Hypothesis("", 0.0)] for i in range(len(texts))]
         if return_scores:
             return results
         return [r[0].text for r in results]

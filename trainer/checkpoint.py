@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from dataclasses import fields
 from pathlib import Path
 

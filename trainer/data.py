@@ -16,7 +16,7 @@ import torch
 from runtime.tokenizer import Tokenizer
 from runtime.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID, Vocab
 from trainer import builtin_corpus, token_cache
-from trainer.config import DataConfig, DataOptions  # noqa: F401  (re-exported: the data options live with the configs)
+from trainer.config import DataOptions
 from trainer.token_cache import TokenCache, gather
 
 KAGGLE_DEFAULT = "rajpulapakura/english-to-french-small-dataset"

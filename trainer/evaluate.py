@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import torch
 
 from runtime.model_format import DecodingDefaults
-from runtime.vocab import max_target_len, source_ids
+from runtime.decode import decode_rows
+from runtime.vocab import source_ids
 from trainer.checkpoint import model_from_checkpoint
-from trainer.data import DataOptions, PairIds, batch_groups, encode_pairs, load_corpus, pad
+from trainer.data import DataOptions, PairIds, batch_groups, encode_pairs, load_corpus
 from trainer.distributed import Dist
 from trainer.model import Seq2Seq
 
@@ -46,26 +47,14 @@ def loss_on(model: Seq2Seq, data: PairIds, batch_size: int, device: torch.device
 def torch_translate(model: Seq2Seq, src_vocab, tgt_vocab, tokenizer, texts: list[str], batch_size: int = 64,
                     device: torch.device | str = "cpu", max_len: int | None = None, beam_size: int = 1,
                     length_penalty: float = 0.0) -> list[str]:
-    """Batched greedy (or beam) decoding in PyTorch, with the runtime's length rule and detokeniser."""
-    cfg, dec = model.cfg, DecodingDefaults()
-    ids = [source_ids(tokenizer.tokenize(t), src_vocab, cfg.reverse_source, cfg.max_source_len) for t in texts]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out: list[str] = [""] * len(texts)
-    model.eval()
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        src, src_len = pad([ids[i] for i in idx])
-        caps = torch.tensor([max_target_len(len(ids[i]), dec.max_len_a, dec.max_len_b, max_len or dec.max_len)
-                             for i in idx])
-        if beam_size > 1:
-            from trainer.beam import torch_beam_search
-
-            hyps = torch_beam_search(model, src.to(device), src_len, caps, beam_size, length_penalty)
-        else:
-            hyps = model.greedy(src.to(device), src_len, caps)
-        for i, h in zip(idx, hyps):
-            out[i] = tokenizer.detokenize(tgt_vocab.tokens(h))
-    return out
+    """Translates with the PyTorch model through the runtime's own pipeline (batching, length
+    rule, greedy and beam loops, detokeniser): only the encoder and decoder calls differ."""
+    cfg = model.cfg
+    rows = {i: source_ids(tokenizer.tokenize(t), src_vocab, cfg.reverse_source, cfg.max_source_len)
+            for i, t in enumerate(texts) if t.strip()}
+    encoder, decoder = model.to(device).runtime_adapters(torch.device(device))
+    decoded = decode_rows(encoder, decoder, rows, DecodingDefaults(), max_len, batch_size, beam_size, 1, length_penalty)
+    return [tokenizer.detokenize(tgt_vocab.tokens(decoded[i][0][0])) if i in decoded else "" for i in range(len(texts))]
 
 
 def evaluate(ckpt: dict, data: str, opts: DataOptions | None = None, batch_size: int = 64,

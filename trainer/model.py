@@ -5,8 +5,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from runtime.decode import trim
-from runtime.vocab import EOS_ID, PAD_ID, SOS_ID
+from runtime.vocab import PAD_ID
 from trainer.config import ModelConfig  # noqa: F401  (re-exported)
 
 
@@ -98,24 +97,38 @@ class Seq2Seq(nn.Module):
             logits = self(src, src_lengths, tgt, teacher_forcing)[mask]
         return nn.functional.cross_entropy(logits.float(), gold[mask]), int(mask.sum())
 
-    @torch.no_grad()
-    def greedy(self, src: torch.Tensor, src_lengths: torch.Tensor, max_lens: torch.Tensor) -> list[list[int]]:
-        """Batched greedy decoding; max_lens (B,) caps each sentence's tokens (<eos> included).
+    def runtime_adapters(self, device=None) -> tuple["TorchEncoder", "TorchDecoder"]:
+        """This model behind the interface of the runtime's session wrappers, so the trainer and
+        the export verification decode with the runtime's own greedy and beam loops."""
+        device = device or next(self.parameters()).device
+        return TorchEncoder(self, device), TorchDecoder(self, device)
 
-        Returns each sentence's ids without <sos>, up to and excluding <eos>.
-        """
-        hidden, cell = self.encoder(src, src_lengths)
-        batch = src.size(0)
-        prev = torch.full((batch,), SOS_ID, dtype=torch.long, device=src.device)
-        finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
-        steps = []
-        for t in range(int(max_lens.max())):
-            logits, hidden, cell = self.decoder.step(prev, hidden, cell)
-            prev = logits.argmax(-1)
-            prev = torch.where(finished, torch.full_like(prev, PAD_ID), prev)
-            steps.append(prev)
-            finished |= (prev == EOS_ID) | (t + 1 >= max_lens.to(prev.device))
-            if bool(finished.all()):
-                break
-        ids = torch.stack(steps, 1).tolist()  # (B, T)
-        return [trim(row, cap) for row, cap in zip(ids, max_lens.tolist())]
+
+class TorchEncoder:
+    """Same interface as runtime.sessions.EncoderSession. The state is (hidden, cell), each
+    (L, B, H), kept on the model's device between steps."""
+
+    def __init__(self, model: Seq2Seq, device):
+        self.model, self.device = model.eval(), device
+
+    @torch.no_grad()
+    def __call__(self, src_ids, src_lengths):
+        return self.model.encoder(torch.as_tensor(src_ids, device=self.device), torch.as_tensor(src_lengths))
+
+
+class TorchDecoder:
+    """Same interface as runtime.sessions.DecoderSession: step and select over the state."""
+
+    def __init__(self, model: Seq2Seq, device):
+        self.model, self.device = model.eval(), device
+
+    @torch.no_grad()
+    def step(self, prev_ids, state, want_log_probs: bool = False):
+        """prev_ids (B,) -> (next_ids (B,), log_probs (B, V) float32 or None, new state), numpy out."""
+        logits, hidden, cell = self.model.decoder.step(torch.as_tensor(prev_ids, device=self.device), *state)
+        log_probs = torch.log_softmax(logits.float(), -1).cpu().numpy() if want_log_probs else None
+        return logits.argmax(-1).cpu().numpy(), log_probs, (hidden, cell)
+
+    def select(self, state, rows):
+        idx = torch.as_tensor(rows, device=self.device)
+        return tuple(x[:, idx] for x in state)

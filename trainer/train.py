@@ -18,7 +18,7 @@ from runtime.tokenizer import Tokenizer
 from runtime.vocab import Vocab
 from trainer.checkpoint import CheckpointError, atomic_save, load_checkpoint, new_checkpoint
 from trainer.config import TrainConfig
-from trainer.data import PairIds, batch_groups, cached_tokens, split_rows
+from trainer.data import DataError, PairIds, batch_groups, cached_tokens, split_rows
 from trainer.distributed import Dist, setup, teardown
 from trainer.evaluate import loss_on
 from trainer.model import Seq2Seq
@@ -56,6 +56,9 @@ def prepare_data(cfg: TrainConfig, tokenizer: Tokenizer, dist: Dist, vocabs: tup
         dist.barrier()
         if dist.local_rank != 0:
             cache = cached_tokens(spec, d.options(), tokenizer, cache_dir, build=False)
+            if cache is None:
+                raise DataError(f"{cache_dir}: no token cache for {spec} after the first process built it "
+                                "(is --cache-dir shared with a machine that has other files?)")
         return cache
 
     train_cache = tokens(d.source)

@@ -166,7 +166,6 @@ def test_parity_criterion():
 
 def test_export_imports_only_the_trainers_checkpoint_and_model():
     import ast
-    from pathlib import Path
 
     from tests.conftest import ROOT
 

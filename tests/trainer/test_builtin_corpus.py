@@ -12,7 +12,6 @@ def test_deterministic_across_processes_and_hash_seeds():
     """Each process builds the corpus afresh; a set iteration or an unseeded shuffle would make
     two processes (with different string-hash seeds) disagree."""
     import hashlib
-    import os
     import subprocess
     import sys
 

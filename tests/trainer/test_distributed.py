@@ -98,6 +98,19 @@ def test_resume_across_world_sizes(tmp_path, first, then):
     assert [s[:2] for s in a] == [s[:2] for s in b] and max(abs(x[2] - y[2]) for x, y in zip(a, b)) < 1e-5
 
 
+def test_time_budget_stops_every_process_at_the_same_step(tmp_path):
+    """Each process reads its own clock; the decision is shared, so no process waits in a
+    collective for a peer that already stopped (that would hang until the timeout)."""
+    args = ["-m", "trainer", "fit", *_flags({**OPTIONS, "epochs": 200, "max_pairs": 3000}), "--time-budget", "2",
+            "--out", str(tmp_path)]
+    start = time.time()
+    r = torchrun(2, *args, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "time budget of 2s spent" in r.stdout and time.time() - start < 60
+    steps = _steps(tmp_path)
+    assert 0 < len(steps) < 200 * 47  # stopped long before 200 epochs of 47 steps
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

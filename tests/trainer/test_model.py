@@ -35,36 +35,6 @@ def test_teacher_forcing_one_fast_path_equals_per_step_loop():
     assert torch.allclose(fast, slow, atol=1e-5)
 
 
-def _scripted_decoder(m, scripts):
-    """Replaces the decoder step: sentence b emits scripts[b] (then repeats its last token); counts steps."""
-    calls = []
-
-    def step(prev, hidden, cell):
-        t = len(calls)
-        calls.append(prev.clone())
-        logits = torch.zeros(len(scripts), m.cfg.tgt_vocab_size)
-        for b, script in enumerate(scripts):
-            logits[b, script[min(t, len(script) - 1)]] = 1.0
-        return logits, hidden, cell
-
-    m.decoder.step = step
-    return calls
-
-
-def test_greedy_stops_at_eos_and_caps():
-    m = _model(emb_dim=8, hidden_dim=16)
-    src, lengths = torch.tensor([[2, 5, 3], [2, 6, 3]]), torch.tensor([3, 3])
-    # sentence 0 ends with <eos> after two tokens, sentence 1 never does: it runs to its cap of 5
-    calls = _scripted_decoder(m, [[7, 8, 3], [9]])
-    assert m.greedy(src, lengths, torch.tensor([10, 5])) == [[7, 8], [9, 9, 9, 9, 9]]
-    assert len(calls) == 5  # the batch stops when its last sentence hits its cap, not at max(caps) = 10
-    assert [c[0].item() for c in calls] == [2, 7, 8, 3, 0]  # <sos>, its tokens, its <eos>, then <pad>
-    # both end with <eos>: decoding stops at the step that emits the last one
-    calls = _scripted_decoder(m, [[7, 3], [9, 9, 3]])
-    assert m.greedy(src, lengths, torch.tensor([50, 50])) == [[7], [9, 9]]
-    assert len(calls) == 3
-
-
 def test_paper_scale_builds_and_runs():
     m = Seq2Seq(ModelConfig(src_vocab_size=1000, tgt_vocab_size=1000, emb_dim=1000, hidden_dim=1000, layers=4))
     assert m.encoder.lstm.num_layers == 4 and m.encoder.lstm.hidden_size == 1000
