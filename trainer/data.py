@@ -293,13 +293,14 @@ def pad(seqs) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
-def batch_groups(lengths: np.ndarray, batch_size: int, generator: torch.Generator | None = None) -> list[np.ndarray]:
+def batch_groups(lengths: np.ndarray, batch_size: int, generator: torch.Generator | None = None,
+                 min_rows: int = 1) -> list[np.ndarray]:
     """The epoch's global batches as arrays of positions.
 
     With a generator: shuffled, then sorted by source length inside pools of 50 batches so a batch
     carries little padding, then the batches shuffled again. Without: in corpus order. A pool's
-    last batch shorter than half a batch joins the one before it, so every batch has at least
-    batch_size // 2 sentences (each process of a distributed run gets a share).
+    last batch with fewer than min_rows sentences (the number of processes, which each need a
+    share) joins the one before it; with one process nothing is merged.
     """
     n = len(lengths)
     pool = batch_size * 50
@@ -314,7 +315,7 @@ def batch_groups(lengths: np.ndarray, batch_size: int, generator: torch.Generato
     groups = []
     for chunk in pools:
         cut = [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
-        if len(cut) > 1 and len(cut[-1]) < batch_size // 2:
+        if len(cut) > 1 and len(cut[-1]) < min_rows:
             cut[-2:] = [np.concatenate(cut[-2:])]
         groups += cut
     if generator is not None:

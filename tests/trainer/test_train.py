@@ -23,7 +23,7 @@ def test_fit_writes_best_last_metrics_and_plot(tiny_run):
     # the best checkpoint is chosen by validation loss
     best_row = min(rows, key=lambda r: float(r["valid_loss"]))
     assert best["metrics"]["epoch"] == int(best_row["epoch"])
-    assert {"optimizer_state", "epoch", "history", "samples"} <= set(last) and "optimizer_state" not in best
+    assert {"optimizer_state", "epoch", "rng", "history", "samples"} <= set(last) and "optimizer_state" not in best
     assert (tiny_run / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a checkpoint is tensors and plain values: weights_only loading works on its own
     raw = torch.load(tiny_run / "checkpoint.pth", weights_only=True)
