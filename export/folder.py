@@ -5,10 +5,10 @@ import json
 import os
 from pathlib import Path
 
-from runtime.atomic import atomic_write, clean_leftovers
+from runtime.atomic import atomic_write, clean_leftovers, write_folder
 from runtime.model_format import (
     CONFIG_FILE, FORMAT_VERSION, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE,
-    DecodingDefaults, FolderConfig, sha256_file, write_folder_atomically,
+    DecodingDefaults, FolderConfig, sha256_file,
 )
 from export.graphs import DEFAULT_OPSET, export_graphs
 from export.verify import Report
@@ -32,8 +32,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
 
     from export.quantize import float_weight_ops, quantize_int8, quantized_op_counts
     from export.verify import VerificationError, assert_parity, check_graphs, compare, greedy_ids, sample_sentences
-    from trainer.checkpoint import load_checkpoint
-    from trainer.checkpoint import model_from_checkpoint
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
 
     out_dir = Path(out_dir)
     if not Path(checkpoint).is_file():  # the user's input first, then where the output goes
@@ -88,7 +87,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
             f.write(config.to_json())
 
     try:
-        write_folder_atomically(out_dir, build, force)
+        write_folder(out_dir, build, force)
     except VerificationError as e:
         raise ExportError(f"verification failed, nothing written: {e}") from None
     except FileExistsError as e:

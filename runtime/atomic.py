@@ -1,7 +1,7 @@
 """Writing without ever losing what is there: temporary name beside the target, then rename.
 
 Used by the runtime (--output files), the exporter (model folders) and the trainer (checkpoints,
-metrics). Everything written gets the user's normal permissions (umask), not the 0600/0700 of
+metrics, token caches). Everything written gets the user's normal permissions (umask), not the 0600/0700 of
 Python's temporary-file helpers, so a folder copied to a server running as another user stays
 readable.
 """
@@ -12,7 +12,6 @@ import ctypes
 import os
 import secrets
 import shutil
-import stat
 from pathlib import Path
 
 # temporary names: ".NAME.tmp-PID-RANDOM" (being written) and ".NAME.old-PID-RANDOM" (being replaced);
@@ -154,8 +153,23 @@ def replace_folder(new: Path, target: Path) -> None:
     _remove(old)
 
 
-def is_regular(path: Path) -> bool:
+def write_folder(out_dir: Path, build, force: bool) -> None:
+    """Calls build(tmp_dir) to fill a fresh folder beside out_dir, then puts it in place.
+
+    A failed or interrupted build leaves out_dir as it was; with force an existing out_dir is
+    replaced only once the new one is complete, in one step where the system allows. What an
+    earlier, killed writer left beside out_dir is cleaned up first.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(out_dir)
+    if out_dir.exists() and not force:
+        raise FileExistsError(f"{out_dir} exists; pass --force to replace it")
+    tmp = make_temp_dir(out_dir)
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
+        build(tmp)
+        set_normal_permissions(tmp)
+        replace_folder(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

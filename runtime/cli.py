@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -69,9 +70,7 @@ def _finite(ctx, param, value):
 def _open_input(input_path: str | None, texts: tuple):
     """-> (binary stream or None, display name). Checked before the model loads."""
     if input_path is None and not texts:
-        if sys.stdin is None:
-            raise click.ClickException("stdin is closed: nothing to translate")
-        if sys.stdin.isatty():
+        if sys.stdin is not None and sys.stdin.isatty():
             raise click.UsageError('nothing to translate: give sentences, e.g. runtime translate "hello", '
                                    "--input FILE, or pipe lines into it")
         input_path = "-"  # piped stdin is read without --input -
@@ -138,12 +137,6 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def _tee(lines):
-    import itertools
-
-    return itertools.tee(lines)
-
-
 @click.group()
 @version_option()
 def cli():
@@ -197,7 +190,7 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
     with _os_errors(output_path), _output(output_path) as out:
         translator = _load(model, device, threads)
         if as_json:  # each record names its source line: keep a copy of the lines as they stream by
-            source, sources = _tee(source)
+            source, sources = itertools.tee(source)
         results = translator.translate_lines(source, chunk_size=batch_size * 8, max_len=max_len, batch_size=batch_size,
                                              beam_size=beam, n_best=n_best, length_penalty=length_penalty,
                                              return_scores=want_scores)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.vocab import EOS_ID, PAD_ID, SOS_ID
+from runtime.beam import beam_search
+from runtime.vocab import EOS_ID, PAD_ID, SOS_ID, max_target_len
 
 
 def pad_batch(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -52,9 +53,6 @@ def decode_rows(encoder, decoder, rows: dict[int, list[int]], decoding, max_len:
     -> key -> its n_best (target ids without <eos>, score). Greedy (beam 1, no scores) takes the
     short loop; everything else beam search (beam 1 there is exactly greedy).
     """
-    from runtime.beam import beam_search
-    from runtime.vocab import max_target_len
-
     order = sorted(rows, key=lambda i: len(rows[i]))
     out: dict[int, list[tuple[list[int], float]]] = {}
     for start in range(0, len(order), batch_size):

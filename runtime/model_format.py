@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -247,27 +246,3 @@ def open_folder(model_dir: str | os.PathLike, keep=REQUIRED_FILES) -> tuple[Fold
         if name in keep:
             kept[name] = data
     return config, kept
-
-
-def write_folder_atomically(out_dir: Path, build, force: bool) -> None:
-    """Calls build(tmp_dir) to fill a fresh folder beside out_dir, then puts it in place.
-
-    A failed or interrupted build leaves out_dir as it was; with force an existing out_dir is
-    replaced only once the new one is complete, in one step where the system allows (see
-    runtime/atomic.py). What an earlier, killed export left beside out_dir is cleaned up first.
-    """
-    from runtime.atomic import clean_leftovers, make_temp_dir, replace_folder, set_normal_permissions
-
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    clean_leftovers(out_dir)
-    if out_dir.exists() and not force:
-        raise FileExistsError(f"{out_dir} exists; pass --force to replace it")
-    tmp = make_temp_dir(out_dir)
-    try:
-        build(tmp)
-        set_normal_permissions(tmp)
-        replace_folder(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)

@@ -22,10 +22,6 @@ class TruncationWarning(UserWarning):
     """Some input was longer than the model's maximum source length and was cut."""
 
 
-class ThreadsCappedWarning(UserWarning):
-    """More threads were asked for than the machine has cores."""
-
-
 @dataclass
 class Hypothesis:
     text: str
@@ -118,14 +114,8 @@ class Translator:
 
     def _vocab(self, data: dict, name: str, size: int) -> Vocab:
         where = self.model_dir / name
-        itos = self._json(data, name)
-        if not isinstance(itos, list):
-            raise ModelFolderError(f"{where}: must be a JSON list of tokens; {REEXPORT_HINT}")
-        bad = next((i for i, t in enumerate(itos) if not isinstance(t, str)), None)
-        if bad is not None:
-            raise ModelFolderError(f"{where}: token {bad} is {type(itos[bad]).__name__}, not a string; {REEXPORT_HINT}")
         try:
-            vocab = Vocab(itos)
+            vocab = Vocab(self._json(data, name))
         except ValueError as e:
             raise ModelFolderError(f"{where}: {e}; {REEXPORT_HINT}") from None
         if len(vocab) != size:

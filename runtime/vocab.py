@@ -13,6 +13,12 @@ class Vocab:
     """Token <-> id mapping; ids 0..3 are the specials <pad> <unk> <sos> <eos>."""
 
     def __init__(self, itos: Sequence[str]):
+        """ValueError names what is wrong: not a list, a non-string token, the specials, duplicates."""
+        if not isinstance(itos, (list, tuple)):
+            raise ValueError(f"a vocabulary must be a JSON list of token strings, not {type(itos).__name__}")
+        bad = next((i for i, t in enumerate(itos) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise ValueError(f"token {bad} is {type(itos[bad]).__name__}, not a string")
         if tuple(itos[:4]) != SPECIALS:
             raise ValueError(f"a vocabulary must start with {list(SPECIALS)}, got {list(itos[:4])}")
         self.itos = list(itos)

@@ -70,11 +70,8 @@ def new_checkpoint(**fields) -> dict:
 
 
 def _vocab(ckpt: dict, key: str, where: str) -> Vocab:
-    itos = ckpt[key]
-    if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
-        raise CheckpointError(f"{where}: {key} is not a list of strings")
     try:
-        return Vocab(itos)
+        return Vocab(ckpt[key])
     except ValueError as e:
         raise CheckpointError(f"{where}: {key}: {e}") from None
 

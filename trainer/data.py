@@ -210,10 +210,7 @@ def cached_tokens(spec: str, opts: DataOptions, tokenizer: Tokenizer, cache_dir:
     None if absent). The builtin corpus is small and tokenized in memory."""
     source = _Source(spec, opts)
     if source.builtin is not None or cache_dir is None:
-        stream = PairStream(source)
-        cache = token_cache.build(stream, tokenizer)
-        cache.skipped = stream.skipped
-        return _nonempty(cache, spec)
+        return _tokenize(source, tokenizer, 1)
     settings = {"tokenizer": tokenizer.to_dict(), "kind": source.kind, "max_pairs": opts.max_pairs,
                 "columns": [opts.src_col, opts.tgt_col] if source.kind == "csv" else None,
                 "langs": [opts.src_lang, opts.tgt_lang] if source.kind == "prefix" else None}
@@ -224,17 +221,19 @@ def cached_tokens(spec: str, opts: DataOptions, tokenizer: Tokenizer, cache_dir:
     if cache is None and build:
         if sum(f.stat().st_size for f in source.files) < POOL_MIN_BYTES:
             workers = 1  # starting worker processes costs more than they save on a small file
-        stream = PairStream(source)
-        cache = token_cache.build(stream, tokenizer, workers)
-        cache.skipped = stream.skipped
-        _nonempty(cache, spec)
+        cache = _tokenize(source, tokenizer, workers)
         token_cache.save(cache, folder, meta)
-    return _nonempty(cache, spec) if cache is not None else None
+    return cache
 
 
-def _nonempty(cache: TokenCache, spec: str) -> TokenCache:
+def _tokenize(source: _Source, tokenizer: Tokenizer, workers: int) -> TokenCache:
+    """Streams the source's pairs into a TokenCache in memory; an empty corpus is an error."""
+    stream = PairStream(source)
+    cache = token_cache.build(stream, tokenizer, workers)
+    cache.skipped = stream.skipped
     if len(cache) == 0:
-        raise DataError(f"{spec}: the corpus is empty" + (f" ({cache.skipped} rows were unusable)" if cache.skipped else ""))
+        raise DataError(f"{source.spec}: the corpus is empty"
+                        + (f" ({cache.skipped} rows were unusable)" if cache.skipped else ""))
     return cache
 
 
@@ -321,10 +320,3 @@ def batch_groups(lengths: np.ndarray, batch_size: int, generator: torch.Generato
     if generator is not None:
         groups = [groups[k] for k in torch.randperm(len(groups), generator=generator).tolist()]
     return groups
-
-
-def batches(data: PairIds, batch_size: int, generator: torch.Generator | None = None, rank: int = 0, world: int = 1):
-    """Yields (src, src_lengths, tgt) batches: this process's share (every world-th sentence,
-    from rank) of each global batch."""
-    for group in batch_groups(data.src_lengths, batch_size, generator):
-        yield data.batch(group[rank::world])

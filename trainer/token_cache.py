@@ -17,14 +17,13 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from runtime.atomic import make_temp_dir, replace_folder
+from runtime.atomic import write_folder
 from runtime.tokenizer import Tokenizer
 
 CACHE_VERSION = 1
@@ -143,11 +142,10 @@ def cache_key(content_digest: str, settings: dict) -> str:
 
 
 def save(cache: TokenCache, folder: Path, meta: dict) -> None:
-    """Writes the cache under a temporary name and renames it into place (a killed build leaves
-    no half cache; the next run builds it again)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(folder)
-    try:
+    """Writes the cache under a temporary name and puts it in place (a killed build leaves no half
+    cache, and the next build clears what it left)."""
+
+    def write(tmp: Path) -> None:
         for name in ARRAYS:
             np.save(tmp / f"{name}.npy", getattr(cache, name))
         for side in ("src", "tgt"):
@@ -155,10 +153,8 @@ def save(cache: TokenCache, folder: Path, meta: dict) -> None:
                                                      encoding="utf-8")
         (tmp / "meta.json").write_text(json.dumps({**meta, "pairs": len(cache), "skipped": cache.skipped}, indent=1),
                                        encoding="utf-8")
-        replace_folder(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    write_folder(folder, write, force=True)  # replaces an incomplete cache of the same key
     cache.folder = folder
 
 
@@ -176,7 +172,7 @@ def load(folder: Path, meta: dict) -> TokenCache | None:
     return TokenCache(**arrays, **tokens, skipped=int(saved.get("skipped", 0)), folder=folder, reused=True)
 
 
-def default_workers(n_hint: int | None = None) -> int:
+def default_workers() -> int:
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:

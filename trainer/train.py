@@ -134,9 +134,10 @@ def train_epoch(module, opt, scaler, data: PairIds, cfg: TrainConfig, device, ge
                 scaler.update()
             else:
                 opt.step()
-            local.append((loss.item() * n, n_all))
+            value = loss.item()  # one device sync per step
+            local.append((value * n, n_all))
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{value:.3f}")
             if n_late:  # decided together: every process stops after the same step
                 late = True
                 break

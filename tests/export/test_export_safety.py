@@ -30,7 +30,6 @@ KILLS = {
             A.os.replace = counting_replace
             return orig_folder(new, target)
         A.replace_folder = replace_folder
-        import runtime.model_format  # write_folder_atomically imports replace_folder at call time
     """),
 }
 # where each kill leaves the target: still the old folder, or already the new one
