@@ -7,8 +7,8 @@ from pathlib import Path
 
 from runtime.atomic import atomic_write, clean_leftovers, write_folder
 from runtime.model_format import (
-    CONFIG_FILE, FORMAT_VERSION, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE,
-    DecodingDefaults, FolderConfig, sha256_file,
+    CONFIG_FILE, FORMAT_VERSION, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, DecodingDefaults, FolderConfig, sha256_file,
+    tokenizer_files,
 )
 from export.graphs import DEFAULT_OPSET, export_graphs
 from export.verify import Report
@@ -72,7 +72,9 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
             log(f"quantized ops: encoder {quantized_op_counts(enc)}, decoder {quantized_op_counts(dec)}")
         _write_json(tmp / SOURCE_VOCAB_FILE, src_vocab.itos)
         _write_json(tmp / TARGET_VOCAB_FILE, tgt_vocab.itos)
-        _write_json(tmp / TOKENIZER_FILE, tokenizer.to_dict())
+        for name, data in tokenizer_files(tokenizer).items():
+            with atomic_write(tmp / name, "wb") as f:
+                f.write(data)
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         config = FolderConfig(
             src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), emb_dim=cfg.emb_dim,

@@ -30,10 +30,11 @@ def _wrappers():
             return hidden, cell
 
     class DecoderStepGraph(nn.Module):
-        """prev_ids (B,), hidden, cell -> logits, log_probs (B, V), new hidden, cell, next_ids (B,).
+        """prev_ids (B,), hidden, cell -> log_probs (B, V), new hidden, cell, next_ids (B,).
 
         ArgMax sits inside the graph so a GPU runtime copies only B token ids per greedy step;
-        log_probs serves beam search without a softmax on the host.
+        log_probs serves beam search without a softmax on the host. (Format 1 also returned the
+        raw logits, which no reader used: one (B, V) output less to hand over per step.)
         """
 
         def __init__(self, decoder):
@@ -42,7 +43,7 @@ def _wrappers():
 
         def forward(self, prev_ids, hidden, cell):
             logits, hidden, cell = self.decoder.step(prev_ids, hidden, cell)
-            return logits, torch.log_softmax(logits, dim=-1), hidden, cell, logits.argmax(-1)
+            return torch.log_softmax(logits, dim=-1), hidden, cell, logits.argmax(-1)
 
     return EncoderGraph, DecoderStepGraph
 
@@ -74,7 +75,7 @@ def export_graphs(model, out_dir: Path, opset: int = DEFAULT_OPSET) -> tuple[Pat
             DecoderStepGraph(model.decoder).eval(), (torch.tensor([2, 5, 9]), hidden, hidden.clone()), str(dec_path),
             dynamo=False, opset_version=opset, input_names=list(DECODER_INPUTS), output_names=list(DECODER_OUTPUTS),
             dynamic_axes={"prev_ids": {0: "batch"}, "hidden": {1: "batch"}, "cell": {1: "batch"},
-                          "logits": {0: "batch"}, "log_probs": {0: "batch"}, "new_hidden": {1: "batch"},
+                          "log_probs": {0: "batch"}, "new_hidden": {1: "batch"},
                           "new_cell": {1: "batch"}, "next_ids": {0: "batch"}},
         )
     wire_sequence_lens(enc_path)

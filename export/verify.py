@@ -20,7 +20,7 @@ class VerificationError(Exception):
 @dataclass
 class Report:
     sentences: int = 0
-    max_diff: dict = field(default_factory=dict)  # hidden / cell / logits -> max |torch - onnxruntime|
+    max_diff: dict = field(default_factory=dict)  # hidden / cell / log_probs -> max |torch - onnxruntime|
     greedy_identical: int = 0
     int8_agreement: float | None = None  # fraction of sentences whose int8 greedy output equals fp32
     size_fp32: int = 0
@@ -29,7 +29,7 @@ class Report:
     def lines(self) -> list[str]:
         d = self.max_diff
         out = [f"verified on {self.sentences} sentences of mixed length: max |diff| hidden {d['hidden']:.2e}, "
-               f"cell {d['cell']:.2e} ({d['cell_scaled']:.2e} relative to max(1, |cell|)), logits {d['logits']:.2e}; "
+               f"cell {d['cell']:.2e} ({d['cell_scaled']:.2e} relative to max(1, |cell|)), log-probs {d['log_probs']:.2e}; "
                f"greedy identical {self.greedy_identical}/{self.sentences}"]
         if self.int8_agreement is not None:
             out.append(f"int8: greedy output equals fp32 on {self.int8_agreement:.0%} of sentences; "
@@ -43,17 +43,17 @@ def sample_sentences(ckpt: dict, tokenizer, src_vocab: Vocab, max_source_len: in
     them, phrases made from the source vocabulary), plus a one-word sentence and one at the maximum
     source length."""
     texts = [t for t in ckpt.get("samples", []) if isinstance(t, str) and t.strip()][:n]
+    words = src_vocab.itos[4:]
     if not texts:
-        words = src_vocab.itos[4:]
-        texts = [" ".join(words[i : i + 3 + i % 7]) for i in range(0, min(len(words), 12 * n), 12)][:n]
-    word = src_vocab.itos[4] if len(src_vocab) > 4 else "hello"
-    longest = " ".join((" ".join(texts) + f" {word}").split() * max_source_len)
-    longest = " ".join(tokenizer.tokenize(longest)[: max_source_len - 2])
+        texts = [tokenizer.detokenize(words[i : i + 3 + i % 7], "src") for i in range(0, min(len(words), 12 * n), 12)][:n]
+    word = tokenizer.detokenize(words[:1], "src") if words else "hello"
+    # long enough to be cut at max_source_len (source_ids truncates it)
+    longest = " ".join([" ".join(texts), word] * max_source_len)
     return texts + [word, longest]
 
 
 def _encode_batch(texts, tokenizer, vocab, cfg):
-    ids = [source_ids(tokenizer.tokenize(t), vocab, cfg.reverse_source, cfg.max_source_len) for t in texts]
+    ids = [source_ids(tokenizer.tokenize(t, "src"), vocab, cfg.reverse_source, cfg.max_source_len) for t in texts]
     batch, lengths = pad_batch(ids)
     dec = DecodingDefaults()
     caps = np.array([max_target_len(len(i), dec.max_len_a, dec.max_len_b, dec.max_len) for i in ids])
@@ -71,7 +71,7 @@ def check_graphs(*paths: Path) -> None:
 
 
 def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) -> Report:
-    """Runs the same padded batch through PyTorch and onnxruntime; compares states, logits and greedy ids."""
+    """Runs the same padded batch through PyTorch and onnxruntime; compares states, log-probs and greedy ids."""
     import torch
 
     from runtime.sessions import DecoderSession, EncoderSession, make_session
@@ -86,22 +86,22 @@ def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) 
         ort_h, ort_c = enc(src, lengths)
         cell_err = np.abs(th_c.numpy() - ort_c)
         # the cell state is unbounded (|c| ~ 100 after a long sentence): float32 rounding grows with
-        # it, so the cell is held to 1e-4 relative to max(1, |c|); hidden (in [-1, 1]) and logits absolute
+        # it, so the cell is held to 1e-4 relative to max(1, |c|); hidden (in [-1, 1]) and log-probs absolute
         diffs = {"hidden": float(np.abs(th_h.numpy() - ort_h).max()), "cell": float(cell_err.max()),
                  "cell_scaled": float((cell_err / np.maximum(1.0, np.abs(th_c.numpy()))).max())}
         # PyTorch's greedy ids through the runtime's own loop, with the model behind its adapters
         torch_ids = greedy_search(*model.runtime_adapters(torch.device("cpu")), src, lengths, caps)
-        # logits along PyTorch's own greedy path, step by step, from the same state
+        # log-probs along PyTorch's own greedy path, step by step, from the same state
         h, c = th_h, th_c
         oh, oc = ort_h, ort_c
         prev = np.full(len(texts), 2, dtype=np.int64)
-        logit_diff = 0.0
+        diff = 0.0
         for t in range(max(len(r) for r in torch_ids) + 1):
             logits, h, c = model.decoder.step(torch.from_numpy(prev), h, c)
-            o_logits, _, oh, oc, _ = dec_sess.run(None, {"prev_ids": prev, "hidden": oh, "cell": oc})
-            logit_diff = max(logit_diff, float(np.abs(logits.numpy() - o_logits).max()))
+            o_log_probs, oh, oc, _ = dec_sess.run(None, {"prev_ids": prev, "hidden": oh, "cell": oc})
+            diff = max(diff, float(np.abs(torch.log_softmax(logits, -1).numpy() - o_log_probs).max()))
             prev = logits.argmax(-1).numpy()
-        diffs["logits"] = logit_diff
+        diffs["log_probs"] = diff
     ort_ids = greedy_search(enc, dec, src, lengths, caps)
     same = sum(a == b for a, b in zip(torch_ids, ort_ids))
     return Report(sentences=len(texts), max_diff=diffs, greedy_identical=same)

@@ -13,19 +13,24 @@ import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 folders (word vocabularies, decoder with `logits`) still load
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
 SOURCE_VOCAB_FILE = "source_vocabulary.json"
 TARGET_VOCAB_FILE = "target_vocabulary.json"
 TOKENIZER_FILE = "tokenizer.json"
+SOURCE_SPM_FILE = "source_sentencepiece.model"  # format 2, SentencePiece tokenizers only
+TARGET_SPM_FILE = "target_sentencepiece.model"
+ATTENTIONS = ("none",)  # decoders this runtime runs (config.json "attention", format 2)
 
 # graph tensor names (the export writes them, the runtime binds them)
 ENCODER_INPUTS = ("src_ids", "src_lengths")
 ENCODER_OUTPUTS = ("hidden", "cell")
 DECODER_INPUTS = ("prev_ids", "hidden", "cell")
-DECODER_OUTPUTS = ("logits", "log_probs", "new_hidden", "new_cell", "next_ids")
+DECODER_OUTPUTS = ("log_probs", "new_hidden", "new_cell", "next_ids")
+V1_DECODER_OUTPUTS = ("logits",) + DECODER_OUTPUTS  # format 1 also returned the raw logits, never read
 
 REEXPORT_HINT = "re-export it with `python -m export onnx CHECKPOINT --out DIR --force`"
 
@@ -34,13 +39,14 @@ def graph_signatures(cfg: "FolderConfig") -> dict[str, tuple[dict, dict]]:
     """file -> (inputs, outputs), each name -> (onnxruntime type, shape); None is a dynamic dim."""
     state = ("tensor(float)", [cfg.layers, None, cfg.hidden_dim])  # (L, B, H)
     ids = ("tensor(int64)", [None])  # (B,)
+    scores = ("tensor(float)", [None, cfg.tgt_vocab_size])  # (B, V)
+    decoder_outputs = {"log_probs": scores, "new_hidden": state, "new_cell": state, "next_ids": ids}
+    if cfg.format_version == 1:
+        decoder_outputs["logits"] = scores
     return {
         ENCODER_FILE: ({"src_ids": ("tensor(int64)", [None, None]), "src_lengths": ids},
                        {"hidden": state, "cell": state}),
-        DECODER_FILE: ({"prev_ids": ids, "hidden": state, "cell": state},
-                       {"logits": ("tensor(float)", [None, cfg.tgt_vocab_size]),
-                        "log_probs": ("tensor(float)", [None, cfg.tgt_vocab_size]),
-                        "new_hidden": state, "new_cell": state, "next_ids": ids}),
+        DECODER_FILE: ({"prev_ids": ids, "hidden": state, "cell": state}, decoder_outputs),
     }
 
 
@@ -70,6 +76,7 @@ class FolderConfig:
     max_source_len: int  # ids, <sos> and <eos> included; longer input is truncated
     opset: int
     quantization: str | None = None  # None (fp32) or "int8"
+    attention: str = "none"  # format 2; "none" is the paper's decoder (the only one format 1 knew)
     special_ids: dict = field(default_factory=lambda: {"pad": 0, "unk": 1, "sos": 2, "eos": 3})
     decoding: DecodingDefaults = field(default_factory=DecodingDefaults)
     producer: dict = field(default_factory=dict)
@@ -93,7 +100,7 @@ def sha256_file(path: Path) -> str:
 MiB = 1 << 20
 # the most the runtime reads of each file; an .onnx can't exceed protobuf's 2 GB anyway
 MAX_BYTES = {CONFIG_FILE: 1 * MiB, TOKENIZER_FILE: 1 * MiB, SOURCE_VOCAB_FILE: 64 * MiB, TARGET_VOCAB_FILE: 64 * MiB,
-             ENCODER_FILE: 2048 * MiB, DECODER_FILE: 2048 * MiB}
+             SOURCE_SPM_FILE: 64 * MiB, TARGET_SPM_FILE: 64 * MiB, ENCODER_FILE: 2048 * MiB, DECODER_FILE: 2048 * MiB}
 REQUIRED_FILES = (ENCODER_FILE, DECODER_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE)
 
 
@@ -165,6 +172,7 @@ _CONFIG_FIELDS = {
     "max_source_len": (lambda v: _is_int(v) and v >= 3, "an integer >= 3"),
     "opset": _POS_INT,
     "quantization": (lambda v: v in (None, "int8"), 'null or "int8"'),
+    "attention": (lambda v: isinstance(v, str), "a string"),
     "special_ids": (lambda v: v == {"pad": 0, "unk": 1, "sos": 2, "eos": 3},
                     '{"pad": 0, "unk": 1, "sos": 2, "eos": 3}'),
     "decoding": (lambda v: isinstance(v, dict), "an object"),
@@ -207,14 +215,19 @@ def _read_config(model_dir: Path) -> FolderConfig:
         )
     raw = parse_json(model_dir, CONFIG_FILE, read_file(model_dir, CONFIG_FILE))
     version = raw.get("format_version") if isinstance(raw, dict) else None
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         newer = _is_int(version) and version > FORMAT_VERSION
         fix = "upgrade the runtime" if newer else REEXPORT_HINT
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise ModelFolderError(
-            f"{model_dir}: model format version {version!r}, this runtime reads version {FORMAT_VERSION}; {fix}"
+            f"{model_dir}: model format version {version!r}, this runtime reads versions {readable}; {fix}"
         )
     where = str(model_dir / CONFIG_FILE)
-    check_fields(where, raw, _CONFIG_FIELDS)
+    fields_of_version = _CONFIG_FIELDS if version >= 2 else {k: v for k, v in _CONFIG_FIELDS.items() if k != "attention"}
+    check_fields(where, raw, fields_of_version)
+    if raw.get("attention", "none") not in ATTENTIONS:
+        raise ModelFolderError(f"{where}: attention {raw['attention']!r} is not one this runtime runs "
+                               f"({', '.join(ATTENTIONS)}); upgrade the runtime")
     missing = [f for f in ("src_vocab_size", "tgt_vocab_size", "emb_dim", "hidden_dim", "layers", "reverse_source",
                            "max_source_len", "opset", "files") if f not in raw]
     if missing:
@@ -231,8 +244,8 @@ def _read_config(model_dir: Path) -> FolderConfig:
     return config
 
 
-def open_folder(model_dir: str | os.PathLike, keep=REQUIRED_FILES) -> tuple[FolderConfig, dict[str, bytes]]:
-    """-> (config, {name: bytes} for the files in `keep`). Every listed file is read once, bounded,
+def open_folder(model_dir: str | os.PathLike, keep=None) -> tuple[FolderConfig, dict[str, bytes]]:
+    """-> (config, {name: bytes} for the files in `keep`, default all). Every listed file is read once, bounded,
     and its sha256 checked; the caller loads those very bytes (nothing is read twice, so nothing
     can change in between)."""
     model_dir = Path(model_dir)
@@ -243,6 +256,67 @@ def open_folder(model_dir: str | os.PathLike, keep=REQUIRED_FILES) -> tuple[Fold
         if hashlib.sha256(data).hexdigest() != digest:
             raise ModelFolderError(f"{model_dir / name}: sha256 does not match {CONFIG_FILE} (file changed or corrupt); "
                                    f"{REEXPORT_HINT}")
-        if name in keep:
+        if keep is None or name in keep:
             kept[name] = data
     return config, kept
+
+
+# ---- tokenizer.json ------------------------------------------------------------------------------
+
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+_TOKENIZER_FIELDS = {
+    "word": {"type": (lambda v: v == "word", '"word"'), "lowercase": _BOOL, "capitalize": _BOOL},
+    "sentencepiece": {"type": (lambda v: v == "sentencepiece", '"sentencepiece"'), "lowercase": _BOOL,
+                      "source_model": (lambda v: v == SOURCE_SPM_FILE, json.dumps(SOURCE_SPM_FILE)),
+                      "target_model": (lambda v: v == TARGET_SPM_FILE, json.dumps(TARGET_SPM_FILE))},
+}
+
+
+def tokenizer_files(tokenizer) -> dict[str, bytes]:
+    """What the export writes for a tokenizer: tokenizer.json (format 2), plus a SentencePiece
+    tokenizer's two models."""
+    from runtime.tokenizer import SENTENCEPIECE
+
+    if tokenizer.kind == SENTENCEPIECE:
+        settings = {"type": SENTENCEPIECE, "lowercase": tokenizer.lowercase, "source_model": SOURCE_SPM_FILE,
+                    "target_model": TARGET_SPM_FILE}
+        files = {SOURCE_SPM_FILE: tokenizer.source_model, TARGET_SPM_FILE: tokenizer.target_model}
+    else:
+        settings, files = {"type": "word", **tokenizer.to_dict()}, {}
+    return {TOKENIZER_FILE: (json.dumps(settings, indent=1) + "\n").encode(), **files}
+
+
+def load_tokenizer(model_dir: Path, config: FolderConfig, data: dict[str, bytes]):
+    """The folder's tokenizer from tokenizer.json (and the SentencePiece models it names), built
+    from the verified bytes. A format 1 tokenizer.json has no "type": word settings."""
+    from runtime.tokenizer import SentencePieceTokenizer, Tokenizer
+
+    where = str(model_dir / TOKENIZER_FILE)
+    d = parse_json(model_dir, TOKENIZER_FILE, data[TOKENIZER_FILE])
+    if not isinstance(d, dict):
+        raise ModelFolderError(f"{where}: must be a JSON object; {REEXPORT_HINT}")
+    kind = d.get("type", "word" if config.format_version == 1 else None)
+    if kind not in _TOKENIZER_FIELDS:
+        raise ModelFolderError(f"{where}: field 'type' must be \"word\" or \"sentencepiece\", got "
+                               f"{json.dumps(d.get('type'))[:40]}; {REEXPORT_HINT}")
+    spec = _TOKENIZER_FIELDS[kind]
+    check_fields(where, d, spec if config.format_version >= 2 else {k: v for k, v in spec.items() if k != "type"})
+    if kind == "word":
+        return Tokenizer(**{k: v for k, v in d.items() if k != "type"})
+    missing = [f for f in spec if f not in d]
+    if missing:
+        raise ModelFolderError(f"{where}: field {missing[0]!r} is missing; {REEXPORT_HINT}")
+    for name in (SOURCE_SPM_FILE, TARGET_SPM_FILE):
+        if name not in data:
+            raise ModelFolderError(f"{model_dir / name}: the SentencePiece model tokenizer.json names is not listed in "
+                                   f"{CONFIG_FILE}; {REEXPORT_HINT}")
+    try:
+        import sentencepiece  # noqa: F401
+    except ImportError:
+        raise ModelFolderError(f"{model_dir}: this model uses SentencePiece subwords and the sentencepiece package is "
+                               "not installed; pip install sentencepiece") from None
+    try:
+        return SentencePieceTokenizer(data[SOURCE_SPM_FILE], data[TARGET_SPM_FILE], d["lowercase"])
+    except ValueError as e:
+        name = SOURCE_SPM_FILE if "src" in str(e) else TARGET_SPM_FILE
+        raise ModelFolderError(f"{model_dir / name}: {e}; {REEXPORT_HINT}") from None

@@ -147,8 +147,8 @@ class DecoderSession(_Session):
         # get_outputs() returns values in binding order: bind in the graph's output order.
         # greedy copies only next_ids (B int64) to the host; beam search also needs log_probs
         dev = self.device
-        places = {"logits": dev, "log_probs": "cpu" if want_log_probs else dev, "new_hidden": dev,
-                  "new_cell": dev, "next_ids": "cpu"}
+        # (a format 1 graph's `logits` output is left unbound: onnxruntime returns bound outputs only)
+        places = {"log_probs": "cpu" if want_log_probs else dev, "new_hidden": dev, "new_cell": dev, "next_ids": "cpu"}
         for name in DECODER_OUTPUTS:
             binding.bind_output(name, places[name])
         self.session.run_with_iobinding(binding)

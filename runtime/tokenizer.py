@@ -1,13 +1,19 @@
-"""Word-level tokeniser shared by training and inference.
+"""Tokenizers shared by training and inference: words, or SentencePiece subwords (one model per side).
 
-Its settings travel with the model (checkpoint and model folder), so the runtime splits text
-exactly as the trainer did.
+A tokenizer's settings (and, for SentencePiece, its models) travel with the model, in the
+checkpoint and in the model folder, so the runtime splits text exactly as the trainer did. Both
+kinds answer `tokenize(text, side)` -> tokens and `detokenize(tokens, side)` -> text, where side
+is "src" or "tgt"; the tokens are the strings of that side's vocabulary.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+
+WORD, SENTENCEPIECE = "word", "sentencepiece"
+SIDES = ("src", "tgt")
 
 # french elisions ("l'aide" -> "l'" "aide", "qu'il" -> "qu'" "il") come first so they win over
 # a whole-word match at the same position; other apostrophes stay inside the word ("don't",
@@ -24,18 +30,19 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 
 @dataclass(frozen=True)
 class Tokenizer:
-    """Splits text into word and punctuation tokens; `detokenize` writes normal text back."""
+    """Word-level: splits text into word and punctuation tokens; `detokenize` writes normal text back."""
 
     lowercase: bool = True  # both vocabularies shrink a lot; case comes back via `capitalize`
     capitalize: bool = True  # detokenize upper-cases the first letter when lowercase is on
+    kind = WORD
 
-    def tokenize(self, text: str) -> list[str]:
+    def tokenize(self, text: str, side: str = "src") -> list[str]:
         text = unicodedata.normalize("NFC", text).translate(_APOSTROPHES)
         if self.lowercase:
             text = text.lower()
         return _TOKEN_RE.findall(text)
 
-    def detokenize(self, tokens: list[str]) -> str:
+    def detokenize(self, tokens: list[str], side: str = "tgt") -> str:
         out: list[str] = []
         for tok in tokens:
             if out and not (
@@ -49,13 +56,19 @@ class Tokenizer:
         return text
 
     def to_dict(self) -> dict:
+        """Settings as tokenizer.json and the checkpoint keep them (format 1 had no "type")."""
         return asdict(self)
+
+    def state(self) -> dict:
+        """Everything needed to rebuild it (to_dict; for SentencePiece also the models' bytes)."""
+        return {"type": WORD, **asdict(self)}
 
     @classmethod
     def from_dict(cls, d) -> "Tokenizer":
         """Settings as saved by to_dict; ValueError names a wrong or unknown field."""
         if not isinstance(d, dict):
             raise ValueError("tokenizer settings must be a JSON object")
+        d = {k: v for k, v in d.items() if not (k == "type" and v == WORD)}
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown tokenizer field {sorted(unknown)[0]!r}")
@@ -63,3 +76,72 @@ class Tokenizer:
             if not isinstance(value, bool):
                 raise ValueError(f"field {name!r} must be true or false, got {value!r}")
         return cls(**d)
+
+
+@dataclass(frozen=True, eq=False)
+class SentencePieceTokenizer:
+    """Subwords from one SentencePiece model per side (serialized ModelProto bytes).
+
+    The models are trained with our specials at ids 0..3 (<pad> <unk> <sos> <eos>), so a piece's
+    SentencePiece id is its vocabulary id. Case and punctuation are kept (unless the models were
+    trained case-folded, `lowercase`); a word never seen in training splits into smaller pieces,
+    down to single characters. A character absent from the training text becomes <unk>.
+    """
+
+    source_model: bytes = field(repr=False)
+    target_model: bytes = field(repr=False)
+    lowercase: bool = False  # models trained with case folding (nmt_nfkc_cf)
+    kind = SENTENCEPIECE
+
+    def __post_init__(self):
+        import sentencepiece as spm
+
+        processors = {}
+        for side, blob in zip(SIDES, (self.source_model, self.target_model)):
+            if not isinstance(blob, bytes) or not blob:
+                raise ValueError(f"the {side} SentencePiece model is missing")
+            sp = spm.SentencePieceProcessor()
+            try:
+                sp.LoadFromSerializedProto(blob)
+            except Exception:  # sentencepiece raises RuntimeError/OSError with a C++ log line
+                raise ValueError(f"the {side} SentencePiece model is corrupt (not a serialized model)") from None
+            if [sp.id_to_piece(i) for i in range(min(4, sp.get_piece_size()))] != ["<pad>", "<unk>", "<sos>", "<eos>"]:
+                raise ValueError(f"the {side} SentencePiece model does not have <pad> <unk> <sos> <eos> at ids 0..3")
+            processors[side] = sp
+        object.__setattr__(self, "_sp", processors)
+
+    def tokenize(self, text: str, side: str = "src") -> list[str]:
+        return self._sp[side].encode(text, out_type=str)
+
+    def detokenize(self, tokens: list[str], side: str = "tgt") -> str:
+        return self._sp[side].decode_pieces(list(tokens))
+
+    def pieces(self, side: str) -> list[str]:
+        """The side's vocabulary: its pieces in id order."""
+        sp = self._sp[side]
+        return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+
+    def to_dict(self) -> dict:
+        """Settings, naming the models by sha256 (cache keys; the folder names them by file)."""
+        return {"type": SENTENCEPIECE, "lowercase": self.lowercase,
+                "source_model_sha256": hashlib.sha256(self.source_model).hexdigest(),
+                "target_model_sha256": hashlib.sha256(self.target_model).hexdigest()}
+
+    def state(self) -> dict:
+        return {"type": SENTENCEPIECE, "lowercase": self.lowercase, "source_model": self.source_model,
+                "target_model": self.target_model}
+
+
+def from_state(state) -> Tokenizer | SentencePieceTokenizer:
+    """A tokenizer from `state()` (as checkpoints keep it; a dict without "type" is a word
+    tokenizer's settings, as format 1 saved them). ValueError says what is wrong."""
+    if isinstance(state, dict) and state.get("type") == SENTENCEPIECE:
+        unknown = set(state) - {"type", "lowercase", "source_model", "target_model"}
+        if unknown:
+            raise ValueError(f"unknown tokenizer field {sorted(unknown)[0]!r}")
+        if not isinstance(state.get("lowercase", False), bool):
+            raise ValueError(f"field 'lowercase' must be true or false, got {state['lowercase']!r}")
+        return SentencePieceTokenizer(state.get("source_model"), state.get("target_model"), state.get("lowercase", False))
+    if isinstance(state, dict) and state.get("type", WORD) != WORD:
+        raise ValueError(f"unknown tokenizer type {state['type']!r} (known: {WORD}, {SENTENCEPIECE})")
+    return Tokenizer.from_dict(state)

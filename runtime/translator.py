@@ -11,10 +11,10 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from runtime.model_format import (
-    DECODER_FILE, ENCODER_FILE, REEXPORT_HINT, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE,
-    ModelFolderError, graph_signatures, open_folder, parse_json,
+    DECODER_FILE, ENCODER_FILE, REEXPORT_HINT, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, ModelFolderError,
+    graph_signatures, load_tokenizer, open_folder, parse_json,
 )
-from runtime.tokenizer import Tokenizer
+from runtime.tokenizer import SENTENCEPIECE
 from runtime.vocab import EOS_ID, SOS_ID, Vocab, source_ids
 
 
@@ -77,12 +77,9 @@ class Translator:
         # format version, field types, bounded sizes and the sha256 of every file; the bytes kept
         # are the ones hashed
         self.config, data = open_folder(self.model_dir)
-        try:
-            self.tokenizer = Tokenizer.from_dict(self._json(data, TOKENIZER_FILE))
-        except ValueError as e:
-            raise ModelFolderError(f"{self.model_dir / TOKENIZER_FILE}: {e}; {REEXPORT_HINT}") from None
-        self.src_vocab = self._vocab(data, SOURCE_VOCAB_FILE, self.config.src_vocab_size)
-        self.tgt_vocab = self._vocab(data, TARGET_VOCAB_FILE, self.config.tgt_vocab_size)
+        self.tokenizer = load_tokenizer(self.model_dir, self.config, data)
+        self.src_vocab = self._vocab(data, SOURCE_VOCAB_FILE, self.config.src_vocab_size, "src")
+        self.tgt_vocab = self._vocab(data, TARGET_VOCAB_FILE, self.config.tgt_vocab_size, "tgt")
         self.device, device_notice = resolve_device(device)
         self.notice = self.notice or device_notice
         sessions = {}
@@ -112,7 +109,7 @@ class Translator:
     def _json(self, data: dict, name: str):
         return parse_json(self.model_dir, name, data[name])
 
-    def _vocab(self, data: dict, name: str, size: int) -> Vocab:
+    def _vocab(self, data: dict, name: str, size: int, side: str) -> Vocab:
         where = self.model_dir / name
         try:
             vocab = Vocab(self._json(data, name))
@@ -120,6 +117,9 @@ class Translator:
             raise ModelFolderError(f"{where}: {e}; {REEXPORT_HINT}") from None
         if len(vocab) != size:
             raise ModelFolderError(f"{where}: {len(vocab)} tokens, config.json says {size}; {REEXPORT_HINT}")
+        if self.tokenizer.kind == SENTENCEPIECE and vocab.itos != self.tokenizer.pieces(side):
+            raise ModelFolderError(f"{where}: not the pieces of the {side} SentencePiece model, in its id order "
+                                   f"(vocabulary and model mismatched); {REEXPORT_HINT}")
         return vocab
 
     def _check_graphs(self, sessions: dict) -> None:
@@ -153,9 +153,12 @@ class Translator:
             raise ModelFolderError(f"{self.model_dir / DECODER_FILE}: gives {log_probs.shape[-1]} target scores, "
                                    f"config.json says {cfg.tgt_vocab_size}; {REEXPORT_HINT}")
 
-    def encode(self, text: str) -> tuple[list[int], bool]:
-        """-> source ids, and whether the text had to be truncated."""
-        tokens = self.tokenizer.tokenize(text)
+    def encode(self, text: str) -> tuple[list[int] | None, bool]:
+        """-> source ids (None when the text has no token, e.g. only control characters), and
+        whether the text had to be truncated."""
+        tokens = self.tokenizer.tokenize(text, "src")
+        if not tokens:
+            return None, False
         limit = self.config.max_source_len - 2
         return source_ids(tokens, self.src_vocab, self.config.reverse_source, self.config.max_source_len), len(tokens) > limit
 
@@ -165,7 +168,7 @@ class Translator:
         """Translates one string (-> a string) or a list of strings (-> a list, in input order).
 
         With return_scores each result is a list of n_best Hypothesis instead. Sentences are sorted
-        by length into batches. Empty or whitespace-only text translates to "". max_len caps every
+        by length into batches. Text without a token (empty, whitespace, only control characters) translates to "". max_len caps every
         sentence's target tokens; beam_size and length_penalty default to the folder's config
         (beam 1 = greedy); n_best > 1 without beam_size searches with a beam of n_best.
         """
@@ -185,15 +188,16 @@ class Translator:
         check_decoding(beam_size, n_best, alpha, max_len, batch_size)
         encoded, truncated = {}, 0
         for i, text in enumerate(texts):
-            if text.strip():
-                encoded[i], cut = self.encode(text)
+            ids, cut = self.encode(text) if text.strip() else (None, False)
+            if ids is not None:
+                encoded[i] = ids
                 truncated += cut
         if truncated:
             warnings.warn(f"{truncated} sentence(s) longer than the model's {self.config.max_source_len - 2} source "
                           "tokens were truncated", TruncationWarning, stacklevel=2)
         decoded = decode_rows(self.encoder, self.decoder, encoded, dec, max_len, batch_size, beam_size, n_best, alpha,
                               with_scores=return_scores)
-        results = [[Hypothesis(self.tokenizer.detokenize(self.tgt_vocab.tokens(ids)), score) for ids, score in decoded[i]]
+        results = [[Hypothesis(self.tokenizer.detokenize(self.tgt_vocab.tokens(ids), "tgt"), score) for ids, score in decoded[i]]
                    if i in decoded else [Hypothesis("", 0.0)] for i in range(len(texts))]
         if return_scores:
             return results

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from runtime.atomic import atomic_write
-from runtime.tokenizer import Tokenizer
+from runtime.tokenizer import Tokenizer, SentencePieceTokenizer, from_state
 from runtime.vocab import Vocab
 from trainer.model import ModelConfig, Seq2Seq
 
@@ -76,7 +76,7 @@ def _vocab(ckpt: dict, key: str, where: str) -> Vocab:
         raise CheckpointError(f"{where}: {key}: {e}") from None
 
 
-def model_from_checkpoint(ckpt: dict) -> tuple[Seq2Seq, Vocab, Vocab, Tokenizer]:
+def model_from_checkpoint(ckpt: dict) -> tuple[Seq2Seq, Vocab, Vocab, Tokenizer | SentencePieceTokenizer]:
     """The model (eval mode), vocabularies and tokenizer of a loaded checkpoint. Every part is
     checked against the others: CheckpointError names what is missing, misshapen or inconsistent."""
     where = ckpt.get("path", "checkpoint")
@@ -110,7 +110,11 @@ def model_from_checkpoint(ckpt: dict) -> tuple[Seq2Seq, Vocab, Vocab, Tokenizer]
     model.load_state_dict(state)
     model.eval()
     try:
-        tokenizer = Tokenizer.from_dict(ckpt["tokenizer"])
+        tokenizer = from_state(ckpt["tokenizer"])
     except ValueError as e:
         raise CheckpointError(f"{where}: tokenizer: {e}") from None
+    if isinstance(tokenizer, SentencePieceTokenizer):
+        for side, vocab in (("src", src_vocab), ("tgt", tgt_vocab)):
+            if tokenizer.pieces(side) != vocab.itos:
+                raise CheckpointError(f"{where}: {side}_vocab is not the list of pieces of its SentencePiece model")
     return model, src_vocab, tgt_vocab, tokenizer

@@ -56,9 +56,17 @@ def cli():
 @click.option("--tgt-col", default=D.tgt_col, show_default=True, help="CSV target column.")
 @click.option("--src-lang", default=D.src_lang, show_default=True, help="Source suffix for PREFIX data.")
 @click.option("--tgt-lang", default=D.tgt_lang, show_default=True, help="Target suffix for PREFIX data.")
-@click.option("--lowercase/--keep-case", default=D.lowercase, show_default=True)
-@click.option("--min-freq", default=D.min_freq, show_default=True, type=click.IntRange(1))
-@click.option("--max-vocab", type=click.IntRange(5), help="Largest vocabulary per side, specials included.")
+@click.option("--vocab", default=D.vocab, show_default=True, type=click.Choice(["sentencepiece", "word"]),
+              help="SentencePiece subwords trained on the training split (cased, open vocabulary), or whole words.")
+@click.option("--vocab-size", default=D.vocab_size, show_default=True, type=click.IntRange(16),
+              help="sentencepiece: pieces per side, specials included (a small corpus may give fewer).")
+@click.option("--subword-model", default=D.subword_model, show_default=True, type=click.Choice(["unigram", "bpe"]),
+              help="sentencepiece: the segmentation algorithm.")
+@click.option("--lowercase/--keep-case", default=D.lowercase,
+              help="Lower-case the text  [default: word vocabulary lower-cases, sentencepiece keeps case]")
+@click.option("--min-freq", default=D.min_freq, show_default=True, type=click.IntRange(1),
+              help="word: drop tokens seen fewer times in the training split.")
+@click.option("--max-vocab", type=click.IntRange(5), help="word: largest vocabulary per side, specials included.")
 @click.option("--emb-dim", default=M.emb_dim, show_default=True, type=click.IntRange(1))
 @click.option("--hidden-dim", default=M.hidden_dim, show_default=True, type=click.IntRange(1))
 @click.option("--layers", default=M.layers, show_default=True, type=click.IntRange(1))
@@ -136,8 +144,9 @@ def evaluate(checkpoint, data, max_pairs, src_col, tgt_col, src_lang, tgt_lang, 
     r = run_evaluate(ckpt, data, opts, batch_size, str(pick_device(device)), samples, beam, length_penalty)
     click.echo(f"{data}: {r.n} pairs, beam {beam}")
     click.echo(f"loss {r.loss:.4f}  perplexity {r.ppl:.2f}")
-    note = "  (case-insensitive: the model lower-cases)" if r.case_insensitive else ""
-    click.echo(f"BLEU = {r.bleu:.2f}  chrF = {r.chrf:.2f}{note}")
+    click.echo(f"BLEU = {r.bleu:.2f}  chrF = {r.chrf:.2f}  (case-insensitive)")
+    note = "  (the model lower-cases)" if r.case_insensitive else ""
+    click.echo(f"cased BLEU = {r.bleu_cased:.2f}  chrF = {r.chrf_cased:.2f}{note}")
     for src, ref, hyp in r.samples:
         click.echo(f"\n  src: {src}\n  ref: {ref}\n  hyp: {hyp}")
 

@@ -38,10 +38,16 @@ class DataConfig(DataOptions):
     source: str = "builtin"  # --data
     valid: str | None = None  # a separate validation SOURCE; else valid_fraction of source
     valid_fraction: float = 0.05
-    lowercase: bool = True
-    min_freq: int = 1  # vocabularies come from the training split only
-    max_vocab: int | None = None
+    vocab: str = "sentencepiece"  # "sentencepiece" subwords or "word" (see README "Which vocabulary")
+    vocab_size: int = 8000  # sentencepiece: pieces per side, specials included
+    subword_model: str = "bpe"  # sentencepiece: "bpe" or "unigram"
+    lowercase: bool | None = None  # None: the word vocabulary lower-cases, sentencepiece keeps case
+    min_freq: int = 1  # word vocabulary: vocabularies come from the training split only
+    max_vocab: int | None = None  # word vocabulary: largest size per side
     cache_dir: str | None = None  # token caches; default OUT/cache
+
+    def lowercase_text(self) -> bool:
+        return self.vocab == "word" if self.lowercase is None else self.lowercase
 
     def options(self) -> DataOptions:
         return DataOptions(self.src_col, self.tgt_col, self.src_lang, self.tgt_lang, self.max_pairs)
@@ -81,6 +87,7 @@ class TrainConfig:
         if isinstance(d.get("model"), dict):
             d = {**d, **d["model"], **d["data"]}
             d.pop("model"), d.pop("data")
+        d.setdefault("vocab", "word")  # saved before subwords existed
         return cls.from_flat(**d)
 
 

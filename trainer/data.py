@@ -13,7 +13,6 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from runtime.tokenizer import Tokenizer
 from runtime.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID, Vocab
 from trainer import builtin_corpus, token_cache
 from trainer.config import DataOptions
@@ -203,7 +202,7 @@ def split_valid(pairs: list, fraction: float, seed: int) -> tuple[list, list]:
     return [pairs[i] for i in train], [pairs[i] for i in valid]
 
 
-def cached_tokens(spec: str, opts: DataOptions, tokenizer: Tokenizer, cache_dir: Path | None,
+def cached_tokens(spec: str, opts: DataOptions, tokenizer, cache_dir: Path | None,
                   workers: int = 1, build: bool = True) -> TokenCache:
     """The source's TokenCache: read from cache_dir when an earlier run built it from the same
     content and settings, else streamed from the file and saved there (build=False: only read;
@@ -226,7 +225,7 @@ def cached_tokens(spec: str, opts: DataOptions, tokenizer: Tokenizer, cache_dir:
     return cache
 
 
-def _tokenize(source: _Source, tokenizer: Tokenizer, workers: int) -> TokenCache:
+def _tokenize(source: _Source, tokenizer, workers: int) -> TokenCache:
     """Streams the source's pairs into a TokenCache in memory; an empty corpus is an error."""
     stream = PairStream(source)
     cache = token_cache.build(stream, tokenizer, workers)
@@ -277,7 +276,7 @@ class PairIds:
         return src, src_len, tgt
 
 
-def encode_pairs(pairs, tokenizer: Tokenizer, src_vocab: Vocab, tgt_vocab: Vocab, reverse: bool, max_src: int) -> PairIds:
+def encode_pairs(pairs, tokenizer, src_vocab: Vocab, tgt_vocab: Vocab, reverse: bool, max_src: int) -> PairIds:
     """A (small) list of pairs as model inputs, tokenized in memory."""
     cache = token_cache.build(iter(pairs), tokenizer)
     return PairIds(cache, np.arange(len(cache)), src_vocab, tgt_vocab, reverse, max_src)

@@ -21,7 +21,9 @@ class EvalResult:
     ppl: float
     bleu: float
     chrf: float
-    case_insensitive: bool
+    case_insensitive: bool  # the model lower-cases: bleu/chrf are case-insensitive, the cased ones say little
+    bleu_cased: float
+    chrf_cased: float
     samples: list[tuple[str, str, str]]  # source, reference, hypothesis
     n: int
 
@@ -50,17 +52,15 @@ def torch_translate(model: Seq2Seq, src_vocab, tgt_vocab, tokenizer, texts: list
     """Translates with the PyTorch model through the runtime's own pipeline (batching, length
     rule, greedy and beam loops, detokeniser): only the encoder and decoder calls differ."""
     cfg = model.cfg
-    rows = {i: source_ids(tokenizer.tokenize(t), src_vocab, cfg.reverse_source, cfg.max_source_len)
-            for i, t in enumerate(texts) if t.strip()}
+    tokens = {i: tokenizer.tokenize(t, "src") for i, t in enumerate(texts) if t.strip()}
+    rows = {i: source_ids(toks, src_vocab, cfg.reverse_source, cfg.max_source_len) for i, toks in tokens.items() if toks}
     encoder, decoder = model.to(device).runtime_adapters(torch.device(device))
     decoded = decode_rows(encoder, decoder, rows, DecodingDefaults(), max_len, batch_size, beam_size, 1, length_penalty)
-    return [tokenizer.detokenize(tgt_vocab.tokens(decoded[i][0][0])) if i in decoded else "" for i in range(len(texts))]
+    return [tokenizer.detokenize(tgt_vocab.tokens(decoded[i][0][0]), "tgt") if i in decoded else "" for i in range(len(texts))]
 
 
 def evaluate(ckpt: dict, data: str, opts: DataOptions | None = None, batch_size: int = 64,
              device: str = "cpu", n_samples: int = 5, beam_size: int = 1, length_penalty: float = 0.0) -> EvalResult:
-    import sacrebleu
-
     model, src_vocab, tgt_vocab, tokenizer = model_from_checkpoint(ckpt)
     model.to(device)
     pairs = load_corpus(data, opts).pairs
@@ -69,10 +69,17 @@ def evaluate(ckpt: dict, data: str, opts: DataOptions | None = None, batch_size:
     sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
     hyps = torch_translate(model, src_vocab, tgt_vocab, tokenizer, sources, batch_size, device,
                            beam_size=beam_size, length_penalty=length_penalty)
-    # a lower-casing model can't restore case, so it is scored case-insensitively
-    lower = tokenizer.lowercase
-    bleu = sacrebleu.corpus_bleu(hyps, [refs], lowercase=lower).score
-    chrf = sacrebleu.corpus_chrf([h.lower() for h in hyps] if lower else hyps,
-                                 [[r.lower() for r in refs] if lower else refs]).score
+    bleu, chrf = scores(hyps, refs, lowercase=True)  # comparable across vocabularies (and with earlier numbers)
+    bleu_cased, chrf_cased = scores(hyps, refs, lowercase=False)
     samples = list(zip(sources, refs, hyps))[:n_samples]
-    return EvalResult(loss, math.exp(min(loss, 50)), bleu, chrf, lower, samples, len(pairs))
+    return EvalResult(loss, math.exp(min(loss, 50)), bleu, chrf, tokenizer.lowercase, bleu_cased, chrf_cased, samples,
+                      len(pairs))
+
+
+def scores(hyps: list[str], refs: list[str], lowercase: bool) -> tuple[float, float]:
+    """sacrebleu's corpus BLEU (13a tokenization) and chrF, case-insensitive if lowercase."""
+    import sacrebleu
+
+    bleu = sacrebleu.corpus_bleu(hyps, [refs], lowercase=lowercase).score
+    fold = (lambda xs: [x.lower() for x in xs]) if lowercase else (lambda xs: xs)
+    return bleu, sacrebleu.corpus_chrf(fold(hyps), [fold(refs)]).score

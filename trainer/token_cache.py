@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from runtime.atomic import write_folder
-from runtime.tokenizer import Tokenizer
+from runtime.tokenizer import SIDES, from_state
 
 CACHE_VERSION = 1
 CHUNK = 20_000  # pairs per worker task
@@ -71,14 +71,14 @@ def gather(ids: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.n
 
 def _tokenize_chunk(args) -> tuple:
     """Worker: a chunk of pairs -> per side (its own token list, ids into it, lengths)."""
-    settings, pairs = args
-    tokenizer = Tokenizer.from_dict(settings)
+    state, pairs = args
+    tokenizer = from_state(state)
     out = []
-    for side in (0, 1):
+    for k, side in enumerate(SIDES):
         local: dict[str, int] = {}
         ids, lengths = [], []
         for pair in pairs:
-            toks = tokenizer.tokenize(pair[side])
+            toks = tokenizer.tokenize(pair[k], side)
             ids.extend(local.setdefault(t, len(local)) for t in toks)
             lengths.append(len(toks))
         out.append((list(local), np.array(ids, dtype=np.int32), np.array(lengths, dtype=np.int64)))
@@ -96,12 +96,12 @@ def _chunks(pairs: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[
         yield chunk
 
 
-def build(pairs: Iterable[tuple[str, str]], tokenizer: Tokenizer, workers: int = 1) -> TokenCache:
+def build(pairs: Iterable[tuple[str, str]], tokenizer, workers: int = 1) -> TokenCache:
     """Tokenizes a stream of pairs into flat arrays. `pairs` is consumed once, chunk by chunk;
     with workers > 1 the chunks are tokenized in that many processes, merged in order."""
     vocab = {"src": {}, "tgt": {}}  # token -> cache id, per side
     parts = {"src": ([], []), "tgt": ([], [])}  # (id arrays, length arrays)
-    tasks = ((tokenizer.to_dict(), chunk) for chunk in _chunks(pairs, CHUNK))
+    tasks = ((tokenizer.state(), chunk) for chunk in _chunks(pairs, CHUNK))
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
         results = pool.imap(_tokenize_chunk, tasks) if pool else map(_tokenize_chunk, tasks)

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from runtime.atomic import atomic_write
-from runtime.tokenizer import Tokenizer
+from runtime.tokenizer import SentencePieceTokenizer, Tokenizer, from_state
 from runtime.vocab import Vocab
 from trainer.checkpoint import CheckpointError, atomic_save, load_checkpoint, new_checkpoint
 from trainer.config import TrainConfig
@@ -39,27 +39,51 @@ class _LossModule(nn.Module):
         return self.model.loss(src, src_len, tgt, teacher_forcing)
 
 
-def prepare_data(cfg: TrainConfig, tokenizer: Tokenizer, dist: Dist, vocabs: tuple[Vocab, Vocab] | None = None):
+def _cache_dir(cfg: TrainConfig) -> Path:
+    return Path(cfg.data.cache_dir or Path(cfg.out) / "cache")
+
+
+def _built_once(dist: Dist, make, what: str, cache_dir: Path):
+    """make(build: bool) -> the thing, read from cache_dir or (build=True) made and saved there.
+    One process per machine builds; the others wait, then read the same files."""
+    if dist.local_rank == 0:
+        made = make(True)
+    dist.barrier()
+    if dist.local_rank != 0:
+        made = make(False)
+        if made is None:
+            raise DataError(f"{cache_dir}: no {what} after the first process built it "
+                            "(is --cache-dir shared with a machine that has other files?)")
+    return made
+
+
+def make_tokenizer(cfg: TrainConfig, dist: Dist):
+    """--vocab word: the word tokenizer; sentencepiece: models trained on the training split
+    (or reused from the cache folder)."""
+    d = cfg.data
+    if d.vocab == "word":
+        return Tokenizer(lowercase=d.lowercase_text())
+    from trainer.subwords import sentencepiece_tokenizer
+
+    cache_dir = _cache_dir(cfg)
+    return _built_once(dist, lambda build: sentencepiece_tokenizer(d, cfg.seed, cache_dir, build),
+                       "SentencePiece models", cache_dir)
+
+
+def prepare_data(cfg: TrainConfig, tokenizer, dist: Dist, vocabs: tuple[Vocab, Vocab] | None = None):
     """-> (train PairIds, valid PairIds, src_vocab, tgt_vocab, skipped rows, reused cache?).
 
     The corpus streams into a token cache in --cache-dir (built once, by the first process of each
-    machine, and memory-mapped by all); vocabularies come from the training split only (or are
-    given, on resume)."""
+    machine, and memory-mapped by all); word vocabularies come from the training split only (or
+    are given, on resume); SentencePiece vocabularies are their models' pieces."""
     d = cfg.data
-    cache_dir = Path(d.cache_dir or Path(cfg.out) / "cache")
+    cache_dir = _cache_dir(cfg)
     workers = default_workers()
 
     def tokens(spec):
-        # one process per machine builds; the others wait, then read the same files
-        if dist.local_rank == 0:
-            cache = cached_tokens(spec, d.options(), tokenizer, cache_dir, workers)
-        dist.barrier()
-        if dist.local_rank != 0:
-            cache = cached_tokens(spec, d.options(), tokenizer, cache_dir, build=False)
-            if cache is None:
-                raise DataError(f"{cache_dir}: no token cache for {spec} after the first process built it "
-                                "(is --cache-dir shared with a machine that has other files?)")
-        return cache
+        return _built_once(dist, lambda build: cached_tokens(spec, d.options(), tokenizer, cache_dir,
+                                                             workers if build else 1, build=build),
+                           f"token cache for {spec}", cache_dir)
 
     train_cache = tokens(d.source)
     skipped = train_cache.skipped
@@ -70,6 +94,8 @@ def prepare_data(cfg: TrainConfig, tokenizer: Tokenizer, dist: Dist, vocabs: tup
     else:
         valid_cache = train_cache
         train_rows, valid_rows = split_rows(len(train_cache), d.valid_fraction, cfg.seed)
+    if vocabs is None and isinstance(tokenizer, SentencePieceTokenizer):
+        vocabs = (Vocab(tokenizer.pieces("src")), Vocab(tokenizer.pieces("tgt")))
     if vocabs is None:
         vocabs = (Vocab.from_counts(train_cache.counts("src", train_rows), d.min_freq, d.max_vocab),
                   Vocab.from_counts(train_cache.counts("tgt", train_rows), d.min_freq, d.max_vocab))
@@ -79,7 +105,7 @@ def prepare_data(cfg: TrainConfig, tokenizer: Tokenizer, dist: Dist, vocabs: tup
     return make(train_cache, train_rows), make(valid_cache, valid_rows), src_vocab, tgt_vocab, skipped, train_cache.reused
 
 
-def sample_sources(data: PairIds, tokenizer: Tokenizer, n: int = SAMPLES) -> list[str]:
+def sample_sources(data: PairIds, tokenizer, n: int = SAMPLES) -> list[str]:
     """A few source sentences as text (from their cached tokens), spread over the set."""
     from trainer.token_cache import gather
 
@@ -88,7 +114,7 @@ def sample_sources(data: PairIds, tokenizer: Tokenizer, n: int = SAMPLES) -> lis
     out = []
     for row in picks:
         ids, _ = gather(cache.src_ids, cache.src_offsets, np.array([row]))
-        out.append(tokenizer.detokenize([cache.src_tokens[i] for i in ids]))
+        out.append(tokenizer.detokenize([cache.src_tokens[i] for i in ids], "src"))
     return out
 
 
@@ -234,7 +260,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
         cfg = replace(saved, epochs=cfg.epochs, device=cfg.device, out=cfg.out, patience=cfg.patience,
                       time_budget=cfg.time_budget)
     torch.manual_seed(cfg.seed)
-    tokenizer = Tokenizer(lowercase=cfg.data.lowercase)
+    tokenizer = from_state(state["tokenizer"]) if state else make_tokenizer(cfg, dist)
     vocabs = (Vocab(state["src_vocab"]), Vocab(state["tgt_vocab"])) if state else None
     train_data, valid_data, src_vocab, tgt_vocab, skipped, reused = prepare_data(cfg, tokenizer, dist, vocabs)
     if len(train_data) < 2 * dist.world:
@@ -279,7 +305,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
         f"model {m.layers}x{m.hidden_dim} emb {m.emb_dim} on {device}{procs}")
     common = dict(
         model_config=model_cfg.to_dict(), src_vocab=src_vocab.itos, tgt_vocab=tgt_vocab.itos,
-        tokenizer=tokenizer.to_dict(), data={"source": cfg.data.source, "valid": cfg.data.valid},
+        tokenizer=tokenizer.state(), data={"source": cfg.data.source, "valid": cfg.data.valid},
         train_config=asdict(cfg), torch_version=str(torch.__version__),
         samples=sample_sources(valid_data if len(valid_data) else train_data, tokenizer),
     )
