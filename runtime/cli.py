@@ -220,11 +220,12 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
 @version_option()
 def info(model_dir):
     """Describe a model folder: format, sizes, vocabularies, files, providers."""
-    from runtime.model_format import ModelFolderError, load_config
+    from runtime.model_format import ModelFolderError, load_tokenizer, open_folder
     from runtime.sessions import DeviceError, available_providers
 
     try:
-        cfg = load_config(model_dir)
+        cfg, data = open_folder(model_dir)
+        tokenizer = load_tokenizer(Path(model_dir), cfg, data)
         providers = available_providers()
     except (ModelFolderError, DeviceError) as e:
         raise click.ClickException(str(e)) from None
@@ -232,7 +233,10 @@ def info(model_dir):
     click.echo(f"format version    {cfg.format_version}  (opset {cfg.opset}, {cfg.quantization or 'fp32'})")
     click.echo(f"model             {cfg.layers} layers x {cfg.hidden_dim} hidden, embeddings {cfg.emb_dim}, "
                f"reverse source: {cfg.reverse_source}")
-    click.echo(f"vocabularies      source {cfg.src_vocab_size}, target {cfg.tgt_vocab_size}")
+    kind = "SentencePiece subwords" if tokenizer.kind == "sentencepiece" else "words"
+    case = "lower-cased" if tokenizer.lowercase else "cased"
+    click.echo(f"vocabularies      {kind} ({case}): source {cfg.src_vocab_size}, target {cfg.tgt_vocab_size}")
+    click.echo(f"decoder           attention: {cfg.attention}")
     click.echo(f"decoding          max source {cfg.max_source_len} ids; target <= {cfg.decoding.max_len_a:g} x source "
                f"+ {cfg.decoding.max_len_b} (cap {cfg.decoding.max_len})")
     for name in sorted(cfg.files):

@@ -14,8 +14,10 @@ MULTI30K = SHARED_DATA / "multi30k"
 
 needs_shared = pytest.mark.skipif(not TATOEBA.is_dir(), reason="../shared/data (reference corpora) is not beside this clone")
 
-# a model small enough to train in seconds; quality doesn't matter for parity tests
-TINY = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, epochs=2, batch_size=32, seed=1)
+# a model small enough to train in seconds; quality doesn't matter for parity tests. The
+# word-vocabulary model serves the tests written before subwords; TINY_SPM the subword ones.
+TINY = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, epochs=3, batch_size=32, seed=1, lr=0.01, vocab="word")
+TINY_SPM = dict(TINY, vocab="sentencepiece", vocab_size=300)
 
 
 def run_env() -> dict:
@@ -56,4 +58,22 @@ def tiny_onnx_int8(tiny_ckpt, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("onnx8") / "model"
     export_onnx(tiny_ckpt, out, quantize="int8")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_spm_run(tmp_path_factory) -> Path:
+    from trainer.train import TrainConfig, fit
+
+    out = tmp_path_factory.mktemp("tiny_spm")
+    fit(TrainConfig.from_flat(**TINY_SPM, out=str(out)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_spm_onnx(tiny_spm_run, tmp_path_factory) -> Path:
+    from export.folder import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx_spm") / "model"
+    export_onnx(tiny_spm_run / "checkpoint.pth", out)
     return out

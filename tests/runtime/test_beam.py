@@ -41,7 +41,7 @@ def test_beam_finds_higher_scoring_hypotheses_than_greedy(translator, tiny_onnx)
     assert better, "beam search never beat greedy"
     # the reported score is the hypothesis' real log-probability under the model
     i = better[0]
-    hyp_ids = translator.tgt_vocab.ids(translator.tokenizer.tokenize(beam[i][0].text))
+    hyp_ids = translator.tgt_vocab.ids(translator.tokenizer.tokenize(beam[i][0].text, "tgt"))
     assert _forced_score(tiny_onnx, SENTENCES[i], translator, hyp_ids) == pytest.approx(beam[i][0].score, abs=1e-3)
 
 
@@ -60,7 +60,7 @@ def test_length_penalty_normalises_by_length(translator, tiny_onnx):
         for text, hyps in zip(SENTENCES[:6], translator.translate(SENTENCES[:6], beam_size=3, n_best=3,
                                                                    length_penalty=alpha, return_scores=True)):
             for h in hyps:
-                ids = translator.tgt_vocab.ids(translator.tokenizer.tokenize(h.text))
+                ids = translator.tgt_vocab.ids(translator.tokenizer.tokenize(h.text, "tgt"))
                 if not h.text or len(ids) + 1 >= 2 * len(translator.encode(text)[0]) + 10:
                     continue  # stopped by the length cap (no <eos> scored) or empty
                 logp = _forced_score(tiny_onnx, text, translator, ids)

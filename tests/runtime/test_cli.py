@@ -77,7 +77,7 @@ def test_truncation_warns_once(tiny_onnx):
 def test_info(tiny_onnx):
     r = _run("info", str(tiny_onnx))
     assert r.exit_code == 0
-    for word in ("format version    1", "encoder.onnx", "target", "CPUExecutionProvider"):
+    for word in ("format version    2", "encoder.onnx", "target", "CPUExecutionProvider"):
         assert word in r.output
 
 

@@ -32,6 +32,12 @@ def _broken(tiny_ckpt, tmp_path, case) -> str:
         ckpt["model_config"]["hidden_dim"] = "lots"
     elif case == "bad-tokenizer":
         ckpt["tokenizer"] = {"lowercase": "yes"}
+    elif case == "spm-corrupt":
+        ckpt["tokenizer"]["source_model"] = b"not a sentencepiece model"
+    elif case == "spm-missing":
+        del ckpt["tokenizer"]["target_model"]
+    elif case == "spm-vocab-mismatch":
+        ckpt["tgt_vocab"][4], ckpt["tgt_vocab"][5] = ckpt["tgt_vocab"][5], ckpt["tgt_vocab"][4]
     torch.save(ckpt, path)
     return str(path)
 
@@ -45,13 +51,16 @@ CASES = {
     "vocab-size": "src_vocab has",
     "bad-config": "model_config is invalid",
     "bad-tokenizer": "tokenizer: field 'lowercase'",
+    "spm-corrupt": "tokenizer: the src SentencePiece model is corrupt",
+    "spm-missing": "tokenizer: the tgt SentencePiece model is missing",
+    "spm-vocab-mismatch": "tgt_vocab is not the list of pieces of its SentencePiece model",
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("command", ["export", "evaluate"])
-def test_broken_checkpoint_is_one_line(tiny_ckpt, tmp_path, case, command):
-    path = _broken(tiny_ckpt, tmp_path, case)
+def test_broken_checkpoint_is_one_line(tiny_ckpt, tiny_spm_run, tmp_path, case, command):
+    path = _broken(tiny_spm_run / "checkpoint.pth" if case.startswith("spm-") else tiny_ckpt, tmp_path, case)
     if command == "export":
         r = _cli("export", "onnx", path, "--out", str(tmp_path / "onnx"))
     else:

@@ -18,7 +18,7 @@ def test_fit_writes_best_last_metrics_and_plot(tiny_run):
     best = load_checkpoint(tiny_run / "checkpoint.pth")
     last = load_checkpoint(tiny_run / "last.pth")
     rows = _metrics(tiny_run / "metrics.csv")
-    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert set(rows[0]) == {"epoch", "train_loss", "valid_loss", "valid_ppl", "seconds", "tgt_tokens_per_s"}
     # the best checkpoint is chosen by validation loss
     best_row = min(rows, key=lambda r: float(r["valid_loss"]))
@@ -28,7 +28,8 @@ def test_fit_writes_best_last_metrics_and_plot(tiny_run):
     # a checkpoint is tensors and plain values: weights_only loading works on its own
     raw = torch.load(tiny_run / "checkpoint.pth", weights_only=True)
     assert raw["src_vocab"][:4] == ["<pad>", "<unk>", "<sos>", "<eos>"] and raw["data"]["source"] == "builtin"
-    assert raw["tokenizer"] == {"lowercase": True, "capitalize": True} and raw["model_config"]["reverse_source"]
+    assert raw["tokenizer"] == {"type": "word", "lowercase": True, "capitalize": True}
+    assert raw["model_config"]["reverse_source"]
 
 
 def _fit_cmd(out, epochs, *extra):

@@ -1,0 +1,190 @@
+"""SentencePiece subwords: tokenizer round trip, an open and cased vocabulary, the model folder's
+SentencePiece files (missing, mismatched, corrupt), text the model never saw, and format 1 folders."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from runtime import Translator
+from runtime.cli import cli
+from runtime.model_format import SOURCE_SPM_FILE, TARGET_SPM_FILE, load_config
+from runtime.tokenizer import SentencePieceTokenizer, Tokenizer, from_state
+from runtime.vocab import UNK_ID
+from tests.runtime.test_folder_integrity import _copy, _edit_json, _refused, _rehash
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def spm(tiny_spm_run) -> SentencePieceTokenizer:
+    import torch
+
+    return from_state(torch.load(tiny_spm_run / "checkpoint.pth", weights_only=True)["tokenizer"])
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_spm_onnx) -> Translator:
+    return Translator(tiny_spm_onnx)
+
+
+def test_round_trip_keeps_case_punctuation_and_digits(spm):
+    for text in ["The cat is black.", "Paul lives in Boston!", "I have 17 red cars?", "Est-ce qu'elle est prête ?"]:
+        side = "tgt" if text.startswith("Est") else "src"
+        pieces = spm.tokenize(text, side)
+        assert spm.detokenize(pieces, side) == text
+    # digits are single pieces (split_digits): any number can be copied piece by piece
+    assert "".join(spm.tokenize("1729", "src")).strip("▁") == "1729"
+    assert all(len(p.strip("▁")) <= 1 for p in spm.tokenize("1729", "src"))
+    # case is kept: the pieces of "Boston" are not those of "boston"
+    assert spm.tokenize("Boston", "src") != spm.tokenize("boston", "src")
+
+
+def test_invented_word_is_split_into_known_pieces_never_unk(spm, tiny_spm_run):
+    import torch
+
+    from runtime.vocab import Vocab
+
+    src_vocab = Vocab(torch.load(tiny_spm_run / "checkpoint.pth", weights_only=True)["src_vocab"])
+    pieces = spm.tokenize("Zorblaxian", "src")
+    assert len(pieces) > 1 and "".join(pieces).replace("▁", "") == "Zorblaxian"
+    assert UNK_ID not in src_vocab.ids(pieces)
+    # the word vocabulary, for contrast, has no such word
+    assert Vocab(["<pad>", "<unk>", "<sos>", "<eos>", "the"]).ids(Tokenizer().tokenize("Zorblaxian")) == [UNK_ID]
+
+
+def test_vocabulary_is_the_models_pieces_and_ids_agree(spm, tiny_spm_onnx):
+    for side, name in (("src", "source_vocabulary.json"), ("tgt", "target_vocabulary.json")):
+        vocab = json.loads((tiny_spm_onnx / name).read_text())
+        assert vocab == spm.pieces(side) and vocab[:4] == ["<pad>", "<unk>", "<sos>", "<eos>"]
+        sp = spm._sp[side]
+        text = "The teachers will not be ready."
+        assert [vocab.index(p) for p in spm.tokenize(text, side)] == sp.encode(text)  # piece id == vocabulary id
+
+
+def test_folder_carries_hashed_models_and_format_2(tiny_spm_onnx, spm):
+    cfg = load_config(tiny_spm_onnx)
+    assert cfg.format_version == 2 and cfg.attention == "none"
+    assert {SOURCE_SPM_FILE, TARGET_SPM_FILE} <= set(cfg.files)
+    assert (tiny_spm_onnx / SOURCE_SPM_FILE).read_bytes() == spm.source_model
+    assert json.loads((tiny_spm_onnx / "tokenizer.json").read_text()) == {
+        "type": "sentencepiece", "lowercase": False, "source_model": SOURCE_SPM_FILE, "target_model": TARGET_SPM_FILE}
+
+
+def test_runtime_equals_pytorch_through_subwords(translator, tiny_spm_run):
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+    from trainer.evaluate import torch_translate
+
+    model, sv, tv, tok = model_from_checkpoint(load_checkpoint(tiny_spm_run / "checkpoint.pth"))
+    texts = ["The cat is black.", "she is tired", "Paul has 4 cars.", "Zorblaxian!", "Where is Tom?"]
+    assert translator.translate(texts) == torch_translate(model, sv, tv, tok, texts)
+
+
+@pytest.mark.parametrize("text", ["🙂🙂", "Hello 🙂 Paul", "こんにちは世界", "Привет, Paul!", "tab\there", "a\x07b\x1bc",
+                                  "\u200b\u200b", "x" * 3000])
+def test_text_never_seen_translates_without_error(translator, text):
+    out = translator.translate(text)
+    assert isinstance(out, str) and "\x07" not in out
+    r = CliRunner().invoke(cli, ["translate", "--model", str(translator.model_dir), text])
+    assert r.exit_code == 0 and "Traceback" not in r.output
+
+
+def test_only_control_characters_translate_to_empty(translator):
+    # sentencepiece's normalization drops them: no token, so no translation (as for blank text)
+    assert translator.translate(["\x07\x1b", "", "  "]) == ["", "", ""]
+    ids, _ = translator.encode("\x07\x1b\x7f")
+    assert ids is None
+
+
+def test_unknown_characters_become_unk_in_the_source(translator):
+    ids, _ = translator.encode("🙂")
+    assert UNK_ID in ids  # defined: a character never seen in training is <unk>, nothing else breaks
+
+
+# ---- a folder whose SentencePiece files are missing, mismatched or corrupt -------------------------
+
+def test_missing_sentencepiece_model(tiny_spm_onnx, tmp_path):
+    folder = _copy(tiny_spm_onnx, tmp_path)
+    (folder / TARGET_SPM_FILE).unlink()
+    _refused(folder, TARGET_SPM_FILE, "missing")
+
+
+def test_sentencepiece_model_not_listed(tiny_spm_onnx, tmp_path):
+    folder = _copy(tiny_spm_onnx, tmp_path)
+    cfg = json.loads((folder / "config.json").read_text())
+    del cfg["files"][SOURCE_SPM_FILE]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    _refused(folder, SOURCE_SPM_FILE, "not listed")
+
+
+def test_swapped_sentencepiece_models_mismatch_their_vocabulary(tiny_spm_onnx, tmp_path):
+    folder = _copy(tiny_spm_onnx, tmp_path)
+    src, tgt = (folder / SOURCE_SPM_FILE).read_bytes(), (folder / TARGET_SPM_FILE).read_bytes()
+    (folder / SOURCE_SPM_FILE).write_bytes(tgt)
+    (folder / TARGET_SPM_FILE).write_bytes(src)
+    _rehash(folder, SOURCE_SPM_FILE, TARGET_SPM_FILE)
+    _refused(folder, "source_vocabulary.json", "mismatched")
+
+
+def test_corrupt_sentencepiece_model(tiny_spm_onnx, tmp_path):
+    folder = _copy(tiny_spm_onnx, tmp_path)
+    (folder / SOURCE_SPM_FILE).write_bytes(b"\x0a\x05hello, not a model" * 10)
+    _rehash(folder, SOURCE_SPM_FILE)
+    _refused(folder, SOURCE_SPM_FILE, "corrupt")
+
+
+def test_tampered_sentencepiece_model_fails_its_checksum(tiny_spm_onnx, tmp_path):
+    folder = _copy(tiny_spm_onnx, tmp_path)
+    data = bytearray((folder / TARGET_SPM_FILE).read_bytes())
+    data[-1] ^= 1
+    (folder / TARGET_SPM_FILE).write_bytes(bytes(data))
+    _refused(folder, TARGET_SPM_FILE, "sha256")
+
+
+@pytest.mark.parametrize("edit,words", [
+    (lambda t: {**t, "type": "bpe"}, ["tokenizer.json", "'type'"]),
+    (lambda t: {**t, "source_model": "../x.model"}, ["tokenizer.json", "'source_model'"]),
+    (lambda t: {k: v for k, v in t.items() if k != "target_model"}, ["tokenizer.json", "'target_model'", "missing"]),
+])
+def test_tokenizer_json_of_a_sentencepiece_folder_is_checked(tiny_spm_onnx, tmp_path, edit, words):
+    folder = _copy(tiny_spm_onnx, tmp_path)
+    _edit_json(folder, "tokenizer.json", edit)
+    _refused(folder, *words)
+
+
+# ---- format 1 ----------------------------------------------------------------------------------------
+
+def test_format_1_folder_loads_and_translates_as_before(tmp_path):
+    """tests/fixtures/v1_word was written by the format 1 exporter (word vocabulary, a decoder
+    with `logits`); its outputs were recorded with the format 1 runtime."""
+    folder = tmp_path / "v1"
+    shutil.copytree(FIXTURES / "v1_word", folder)
+    expected = json.loads((FIXTURES / "v1_word_expected.json").read_text())
+    assert json.loads((folder / "config.json").read_text())["format_version"] == 1
+    t = Translator(folder)
+    assert isinstance(t.tokenizer, Tokenizer) and t.tokenizer.lowercase
+    assert t.translate(expected["sentences"]) == expected["greedy"]
+    got = t.translate(expected["sentences"], beam_size=3, n_best=2, return_scores=True)
+    for hyps, want in zip(got, expected["beam3_nbest2"]):
+        assert [h.text for h in hyps] == [w[0] for w in want]
+        assert np.allclose([h.score for h in hyps], [w[1] for w in want], atol=1e-5)
+    # and through the IOBinding path (the one CUDA takes), which binds only the outputs it reads
+    t.encoder.bind = t.decoder.bind = True
+    assert t.translate(expected["sentences"]) == expected["greedy"]
+
+
+def test_format_1_folder_with_a_format_2_field_is_refused(tmp_path):
+    folder = tmp_path / "v1"
+    shutil.copytree(FIXTURES / "v1_word", folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "attention": "none"}))
+    _refused(folder, "config.json", "'attention'")
+
+
+def test_attention_this_runtime_does_not_know_says_upgrade(tiny_spm_onnx, tmp_path):
+    folder = _copy(tiny_spm_onnx, tmp_path)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "attention": "luong"}))
+    _refused(folder, "attention 'luong'", "upgrade the runtime")
