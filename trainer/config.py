@@ -58,8 +58,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     epochs: int = 15
-    batch_size: int = 64  # sentences per step, over all processes together
-    lr: float = 2e-3
+    batch_size: int = 32  # sentences per step, over all processes together
+    lr: float = 4e-3
     clip: float = 1.0
     teacher_forcing: float = 1.0  # measured default: see README "Teacher forcing"
     patience: int | None = 3  # epochs without a better validation loss before stopping
