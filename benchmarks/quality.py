@@ -18,10 +18,9 @@ TASKS = {
 
 
 def score(hyps, refs, lowercase=True) -> tuple[float, float]:
-    import sacrebleu
+    from trainer.evaluate import scores
 
-    bleu = sacrebleu.corpus_bleu(hyps, [refs], lowercase=lowercase).score
-    chrf = sacrebleu.corpus_chrf([h.lower() for h in hyps], [[r.lower() for r in refs]]).score
+    bleu, chrf = scores(hyps, refs, lowercase)
     return round(bleu, 2), round(chrf, 2)
 
 

@@ -310,11 +310,11 @@ def load_tokenizer(model_dir: Path, config: FolderConfig, data: dict[str, bytes]
         if name not in data:
             raise ModelFolderError(f"{model_dir / name}: the SentencePiece model tokenizer.json names is not listed in "
                                    f"{CONFIG_FILE}; {REEXPORT_HINT}")
-    try:
-        import sentencepiece  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("sentencepiece") is None:
         raise ModelFolderError(f"{model_dir}: this model uses SentencePiece subwords and the sentencepiece package is "
-                               "not installed; pip install sentencepiece") from None
+                               "not installed; pip install sentencepiece")
     try:
         return SentencePieceTokenizer(data[SOURCE_SPM_FILE], data[TARGET_SPM_FILE], d["lowercase"])
     except ValueError as e:

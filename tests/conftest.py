@@ -29,13 +29,25 @@ def run_env() -> dict:
 PY = sys.executable
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
+def _train(tmp_path_factory, name: str, options: dict) -> Path:
     from trainer.train import TrainConfig, fit
 
-    out = tmp_path_factory.mktemp("tiny")
-    fit(TrainConfig.from_flat(**TINY, out=str(out)))
+    out = tmp_path_factory.mktemp(name)
+    fit(TrainConfig.from_flat(**options, out=str(out)))
     return out
+
+
+def _export(tmp_path_factory, name: str, checkpoint: Path, **kw) -> Path:
+    from export.folder import export_onnx
+
+    out = tmp_path_factory.mktemp(name) / "model"
+    export_onnx(checkpoint, out, **kw)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory, "tiny", TINY)
 
 
 @pytest.fixture(scope="session")
@@ -45,35 +57,19 @@ def tiny_ckpt(tiny_run) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_ckpt, tmp_path_factory) -> Path:
-    from export.folder import export_onnx
-
-    out = tmp_path_factory.mktemp("onnx") / "model"
-    export_onnx(tiny_ckpt, out)
-    return out
+    return _export(tmp_path_factory, "onnx", tiny_ckpt)
 
 
 @pytest.fixture(scope="session")
 def tiny_onnx_int8(tiny_ckpt, tmp_path_factory) -> Path:
-    from export.folder import export_onnx
-
-    out = tmp_path_factory.mktemp("onnx8") / "model"
-    export_onnx(tiny_ckpt, out, quantize="int8")
-    return out
+    return _export(tmp_path_factory, "onnx8", tiny_ckpt, quantize="int8")
 
 
 @pytest.fixture(scope="session")
 def tiny_spm_run(tmp_path_factory) -> Path:
-    from trainer.train import TrainConfig, fit
-
-    out = tmp_path_factory.mktemp("tiny_spm")
-    fit(TrainConfig.from_flat(**TINY_SPM, out=str(out)))
-    return out
+    return _train(tmp_path_factory, "tiny_spm", TINY_SPM)
 
 
 @pytest.fixture(scope="session")
 def tiny_spm_onnx(tiny_spm_run, tmp_path_factory) -> Path:
-    from export.folder import export_onnx
-
-    out = tmp_path_factory.mktemp("onnx_spm") / "model"
-    export_onnx(tiny_spm_run / "checkpoint.pth", out)
-    return out
+    return _export(tmp_path_factory, "onnx_spm", tiny_spm_run / "checkpoint.pth")

@@ -169,6 +169,20 @@ def _state_sentences():
                 yield en_q, _fr(["est-ce", "que", *fr_s.split(" "), BE[tense][person], _agree(adj, g, pl), "?"])
 
 
+def _colour_sentences():
+    """things + be + colour: "the car is red" -> "la voiture est rouge"."""
+    for noun in NOUNS:
+        for plural in (False, True):
+            en_s, fr_s, g = _noun_phrase(noun, "the", plural)
+            person = 5 if plural else 2
+            for colour in COLOURS:
+                for tense in ("present", "past", "future"):
+                    for negated in (False, True):
+                        verb = BE[tense][person]
+                        fr_words = fr_s.split(" ") + (["ne", verb, "pas"] if negated else [verb]) + [_agree(colour, g, plural)]
+                        yield " ".join([en_s] + _en_be(person, tense, negated) + [colour[0]]), _fr(fr_words)
+
+
 def _verb_forms(verb, person: int, tense: str) -> list[str]:
     _, _, _, present, participle, stem = verb
     if tense == "present":
@@ -332,7 +346,7 @@ def _phrase_forms(en: str, fr: str) -> list[tuple[str, str]]:
     return forms + [(e[:1].lower() + e[1:], f) for e, f in forms]
 
 
-SIZES = {"state": 1300, "verb": 1900, "number": 250, "digits": 500, "names": 600}
+SIZES = {"state": 1200, "colour": 350, "verb": 1650, "number": 250, "digits": 650, "names": 600}
 TEST_FRACTION = 0.1
 
 
@@ -341,7 +355,8 @@ def _split() -> dict[str, tuple[tuple[str, str], ...]]:
     rng = random.Random(2014)  # fixed: the corpus and its test split never change between runs
     train: list[tuple[str, str]] = []
     test: list[tuple[str, str]] = []
-    for name, gen in (("state", _state_sentences), ("verb", _verb_sentences), ("number", _number_sentences),
+    for name, gen in (("state", _state_sentences), ("colour", _colour_sentences), ("verb", _verb_sentences),
+                      ("number", _number_sentences),
                       ("digits", _digit_sentences), ("names", _name_sentences)):
         pool = sorted(dict(gen()).items())  # distinct english sentences
         chosen = rng.sample(pool, SIZES[name])

@@ -11,7 +11,7 @@ changes them, so a second run (or a resumed one) on the same data reuses them.
 from __future__ import annotations
 
 import io
-import tempfile
+import shutil
 from pathlib import Path
 
 from runtime.atomic import write_folder
@@ -84,8 +84,11 @@ def sentencepiece_tokenizer(d: DataConfig, seed: int, cache_dir: Path, build: bo
         return None
 
     def write(tmp: Path) -> None:
-        with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".sentencepiece-text-") as text_dir:
-            models = _train(d, seed, source, Path(text_dir))
+        # the training text goes inside the temporary folder: a killed run's is cleaned up with it
+        text_dir = tmp / "text"
+        text_dir.mkdir()
+        models = _train(d, seed, source, text_dir)
+        shutil.rmtree(text_dir)
         for side in SIDES:
             (tmp / f"{side}.model").write_bytes(models[side])
 

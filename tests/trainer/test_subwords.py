@@ -1,6 +1,5 @@
 """`trainer fit --vocab sentencepiece`: models trained on the training split only, cached and
 reused, carried by the checkpoint as bytes; `--vocab word` as before."""
-import numpy as np
 import pytest
 import torch
 
