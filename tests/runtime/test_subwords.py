@@ -2,7 +2,6 @@
 SentencePiece files (missing, mismatched, corrupt), text the model never saw, and format 1 folders."""
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from runtime.tokenizer import SentencePieceTokenizer, Tokenizer, from_state
 from runtime.vocab import UNK_ID
 from tests.runtime.test_folder_integrity import _copy, _edit_json, _refused, _rehash
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -156,28 +154,80 @@ def test_tokenizer_json_of_a_sentencepiece_folder_is_checked(tiny_spm_onnx, tmp_
 
 # ---- format 1 ----------------------------------------------------------------------------------------
 
-def test_format_1_folder_loads_and_translates_as_before(tmp_path):
-    """tests/fixtures/v1_word was written by the format 1 exporter (word vocabulary, a decoder
-    with `logits`); its outputs were recorded with the format 1 runtime."""
-    folder = tmp_path / "v1"
-    shutil.copytree(FIXTURES / "v1_word", folder)
-    expected = json.loads((FIXTURES / "v1_word_expected.json").read_text())
-    assert json.loads((folder / "config.json").read_text())["format_version"] == 1
-    t = Translator(folder)
-    assert isinstance(t.tokenizer, Tokenizer) and t.tokenizer.lowercase
-    assert t.translate(expected["sentences"]) == expected["greedy"]
-    got = t.translate(expected["sentences"], beam_size=3, n_best=2, return_scores=True)
-    for hyps, want in zip(got, expected["beam3_nbest2"]):
-        assert [h.text for h in hyps] == [w[0] for w in want]
-        assert np.allclose([h.score for h in hyps], [w[1] for w in want], atol=1e-5)
+V1_SENTENCES = ["hello", "thank you", "she is tired", "the cat is black", "i have three red cars", "we saw the dog ?",
+                "My name is Paul.", "zorblaxian", "they will not be happy", "", "did the teacher find a green key ?"]
+
+
+def _write_format_1(checkpoint, v2_folder, out):
+    """The folder the format 1 exporter wrote for this checkpoint: the same encoder; a decoder that
+    also returned the raw `logits`, first (its one-step wrapper, as format 1 had it); tokenizer.json
+    without "type"; config.json without "attention", at format_version 1."""
+    import hashlib
+    import warnings
+
+    import torch
+
+    from export.graphs import set_metadata
+    from runtime.model_format import DECODER_INPUTS, V1_DECODER_OUTPUTS
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+
+    class V1DecoderStep(torch.nn.Module):
+        def __init__(self, decoder):
+            super().__init__()
+            self.decoder = decoder
+
+        def forward(self, prev_ids, hidden, cell):
+            logits, hidden, cell = self.decoder.step(prev_ids, hidden, cell)
+            return logits, torch.log_softmax(logits, dim=-1), hidden, cell, logits.argmax(-1)
+
+    shutil.copytree(v2_folder, out)
+    model = model_from_checkpoint(load_checkpoint(checkpoint))[0]
+    cfg = model.cfg
+    state = torch.zeros(cfg.layers, 3, cfg.hidden_dim)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(V1DecoderStep(model.decoder).eval(), (torch.tensor([2, 5, 9]), state, state.clone()),
+                          str(out / "decoder.onnx"), dynamo=False, opset_version=17, input_names=list(DECODER_INPUTS),
+                          output_names=list(V1_DECODER_OUTPUTS),
+                          dynamic_axes={name: {0: "batch"} for name in ("prev_ids", "logits", "log_probs", "next_ids")}
+                          | {name: {1: "batch"} for name in ("hidden", "cell", "new_hidden", "new_cell")})
+    set_metadata(out / "decoder.onnx", {"format_version": "1", "producer": "seq2seq-edge"})
+    tokenizer = json.loads((out / "tokenizer.json").read_text())
+    (out / "tokenizer.json").write_text(json.dumps({k: v for k, v in tokenizer.items() if k != "type"}))
+    config = json.loads((out / "config.json").read_text())
+    del config["attention"]
+    config["format_version"] = 1
+    config["files"] = {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in config["files"]}
+    (out / "config.json").write_text(json.dumps(config))
+    return out
+
+
+@pytest.fixture(scope="module")
+def v1_folder(tiny_ckpt, tiny_onnx, tmp_path_factory):
+    return _write_format_1(tiny_ckpt, tiny_onnx, tmp_path_factory.mktemp("v1") / "model")
+
+
+def test_format_1_folder_loads_and_translates_as_before(v1_folder, tiny_onnx):
+    """A word-vocabulary folder as format 1 wrote it (a decoder with `logits`) translates exactly as
+    the same model's format 2 folder: greedy, beam with n-best and scores, and the IOBinding path."""
+    import onnx
+
+    assert [o.name for o in onnx.load(str(v1_folder / "decoder.onnx")).graph.output][0] == "logits"
+    t, now = Translator(v1_folder), Translator(tiny_onnx)
+    assert t.config.format_version == 1 and isinstance(t.tokenizer, Tokenizer) and t.tokenizer.lowercase
+    greedy = now.translate(V1_SENTENCES)
+    assert t.translate(V1_SENTENCES) == greedy and any(greedy)
+    got = t.translate(V1_SENTENCES, beam_size=3, n_best=2, return_scores=True)
+    for hyps, want in zip(got, now.translate(V1_SENTENCES, beam_size=3, n_best=2, return_scores=True)):
+        assert [h.text for h in hyps] == [w.text for w in want]
+        assert np.allclose([h.score for h in hyps], [w.score for w in want], atol=1e-5)
     # and through the IOBinding path (the one CUDA takes), which binds only the outputs it reads
     t.encoder.bind = t.decoder.bind = True
-    assert t.translate(expected["sentences"]) == expected["greedy"]
+    assert t.translate(V1_SENTENCES) == greedy
 
 
-def test_format_1_folder_with_a_format_2_field_is_refused(tmp_path):
-    folder = tmp_path / "v1"
-    shutil.copytree(FIXTURES / "v1_word", folder)
+def test_format_1_folder_with_a_format_2_field_is_refused(v1_folder, tmp_path):
+    folder = _copy(v1_folder, tmp_path)
     cfg = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**cfg, "attention": "none"}))
     _refused(folder, "config.json", "'attention'")
