@@ -8,7 +8,7 @@ import numpy as np
 
 from runtime.decode import greedy_search, pad_batch
 from runtime.model_format import DecodingDefaults
-from runtime.vocab import Vocab, max_target_len, source_ids
+from runtime.vocab import Vocab, encode_text, max_target_len
 
 ATOL = 1e-4
 
@@ -53,7 +53,7 @@ def sample_sentences(ckpt: dict, tokenizer, src_vocab: Vocab, max_source_len: in
 
 
 def _encode_batch(texts, tokenizer, vocab, cfg):
-    ids = [source_ids(tokenizer.tokenize(t, "src"), vocab, cfg.reverse_source, cfg.max_source_len) for t in texts]
+    ids = [encode_text(t, tokenizer, vocab, cfg.reverse_source, cfg.max_source_len)[0] for t in texts]
     batch, lengths = pad_batch(ids)
     dec = DecodingDefaults()
     caps = np.array([max_target_len(len(i), dec.max_len_a, dec.max_len_b, dec.max_len) for i in ids])

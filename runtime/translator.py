@@ -15,7 +15,7 @@ from runtime.model_format import (
     graph_signatures, load_tokenizer, open_folder, parse_json,
 )
 from runtime.tokenizer import SENTENCEPIECE
-from runtime.vocab import EOS_ID, SOS_ID, Vocab, source_ids
+from runtime.vocab import EOS_ID, SOS_ID, Vocab, decode_text, encode_text
 
 
 class TruncationWarning(UserWarning):
@@ -156,11 +156,8 @@ class Translator:
     def encode(self, text: str) -> tuple[list[int] | None, bool]:
         """-> source ids (None when the text has no token, e.g. only control characters), and
         whether the text had to be truncated."""
-        tokens = self.tokenizer.tokenize(text, "src")
-        if not tokens:
-            return None, False
-        limit = self.config.max_source_len - 2
-        return source_ids(tokens, self.src_vocab, self.config.reverse_source, self.config.max_source_len), len(tokens) > limit
+        cfg = self.config
+        return encode_text(text, self.tokenizer, self.src_vocab, cfg.reverse_source, cfg.max_source_len)
 
     def translate(self, texts: str | list[str], max_len: int | None = None, batch_size: int = 32,
                   beam_size: int | None = None, n_best: int = 1, length_penalty: float | None = None,
@@ -168,8 +165,8 @@ class Translator:
         """Translates one string (-> a string) or a list of strings (-> a list, in input order).
 
         With return_scores each result is a list of n_best Hypothesis instead. Sentences are sorted
-        by length into batches. Text without a token (empty, whitespace, only control characters) translates to "". max_len caps every
-        sentence's target tokens; beam_size and length_penalty default to the folder's config
+        by length into batches. Text without a token (empty, whitespace, only control characters)
+        translates to "". max_len caps every sentence's target tokens; beam_size and length_penalty default to the folder's config
         (beam 1 = greedy); n_best > 1 without beam_size searches with a beam of n_best.
         """
         if isinstance(texts, str):
@@ -188,7 +185,7 @@ class Translator:
         check_decoding(beam_size, n_best, alpha, max_len, batch_size)
         encoded, truncated = {}, 0
         for i, text in enumerate(texts):
-            ids, cut = self.encode(text) if text.strip() else (None, False)
+            ids, cut = self.encode(text)
             if ids is not None:
                 encoded[i] = ids
                 truncated += cut
@@ -197,7 +194,7 @@ class Translator:
                           "tokens were truncated", TruncationWarning, stacklevel=2)
         decoded = decode_rows(self.encoder, self.decoder, encoded, dec, max_len, batch_size, beam_size, n_best, alpha,
                               with_scores=return_scores)
-        results = [[Hypothesis(self.tokenizer.detokenize(self.tgt_vocab.tokens(ids), "tgt"), score) for ids, score in decoded[i]]
+        results = [[Hypothesis(decode_text(ids, self.tokenizer, self.tgt_vocab), score) for ids, score in decoded[i]]
                    if i in decoded else [Hypothesis("", 0.0)] for i in range(len(texts))]
         if return_scores:
             return results

@@ -74,6 +74,21 @@ def source_ids(tokens: list[str], vocab: Vocab, reverse: bool, max_len: int) -> 
     return [SOS_ID] + words + [EOS_ID]
 
 
+def encode_text(text: str, tokenizer, vocab: Vocab, reverse: bool, max_len: int) -> tuple[list[int] | None, bool]:
+    """Source text -> (source_ids, whether it was truncated); None for text without a token
+    (blank, or only control characters), which translates to "". One path for the runtime, the
+    trainer's evaluation and the export's verification."""
+    tokens = tokenizer.tokenize(text, "src") if text.strip() else []
+    if not tokens:
+        return None, False
+    return source_ids(tokens, vocab, reverse, max_len), len(tokens) > max_len - 2
+
+
+def decode_text(ids, tokenizer, vocab: Vocab) -> str:
+    """Target ids (up to <eos>) -> text."""
+    return tokenizer.detokenize(vocab.tokens(ids), "tgt")
+
+
 def target_ids(tokens: list[str], vocab: Vocab) -> list[int]:
     return [SOS_ID] + vocab.ids(tokens) + [EOS_ID]
 

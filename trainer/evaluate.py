@@ -8,7 +8,7 @@ import torch
 
 from runtime.model_format import DecodingDefaults
 from runtime.decode import decode_rows
-from runtime.vocab import source_ids
+from runtime.vocab import decode_text, encode_text
 from trainer.checkpoint import model_from_checkpoint
 from trainer.data import DataOptions, PairIds, batch_groups, encode_pairs, load_corpus
 from trainer.distributed import Dist
@@ -52,11 +52,11 @@ def torch_translate(model: Seq2Seq, src_vocab, tgt_vocab, tokenizer, texts: list
     """Translates with the PyTorch model through the runtime's own pipeline (batching, length
     rule, greedy and beam loops, detokeniser): only the encoder and decoder calls differ."""
     cfg = model.cfg
-    tokens = {i: tokenizer.tokenize(t, "src") for i, t in enumerate(texts) if t.strip()}
-    rows = {i: source_ids(toks, src_vocab, cfg.reverse_source, cfg.max_source_len) for i, toks in tokens.items() if toks}
+    encoded = ((i, encode_text(t, tokenizer, src_vocab, cfg.reverse_source, cfg.max_source_len)[0]) for i, t in enumerate(texts))
+    rows = {i: ids for i, ids in encoded if ids is not None}
     encoder, decoder = model.to(device).runtime_adapters(torch.device(device))
     decoded = decode_rows(encoder, decoder, rows, DecodingDefaults(), max_len, batch_size, beam_size, 1, length_penalty)
-    return [tokenizer.detokenize(tgt_vocab.tokens(decoded[i][0][0]), "tgt") if i in decoded else "" for i in range(len(texts))]
+    return [decode_text(decoded[i][0][0], tokenizer, tgt_vocab) if i in decoded else "" for i in range(len(texts))]
 
 
 def evaluate(ckpt: dict, data: str, opts: DataOptions | None = None, batch_size: int = 64,
