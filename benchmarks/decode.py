@@ -46,10 +46,10 @@ def reference_row(ckpt_path: str, texts: list[str], device: str) -> tuple[list[f
         t0 = time.perf_counter()
         ids = source_ids(tok.tokenize(text), sv, model.cfg.reverse_source, model.cfg.max_source_len)
         src = torch.tensor([ids], device=device)
-        hidden, cell = model.encoder(src, torch.tensor([len(ids)]))
+        state = model.encoder(src, torch.tensor([len(ids)]))
         prev, words = torch.tensor([SOS_ID], device=device), []
         for _ in range(max_target_len(len(ids), dec.max_len_a, dec.max_len_b, dec.max_len)):
-            logits, hidden, cell = model.decoder.step(prev, hidden, cell)
+            logits, state = model.decoder.step(prev, state)
             token = logits.argmax(-1).item()
             if token == EOS_ID:
                 break

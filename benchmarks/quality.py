@@ -1,10 +1,18 @@
-"""Translation quality under a fixed wall-clock training budget: BLEU and chrF (sacrebleu) on
-tatoeba-fra test and multi30k test_2016_flickr (en->fr, de->en), through the runtime: greedy and
-beam 2/5/12 (fp32), greedy and beam 5 (int8), with each beam size's decoding cost.
+"""Translation quality under a fixed wall-clock training budget, per model configuration: BLEU
+and chrF (sacrebleu, case-insensitive and cased) on tatoeba-fra test and multi30k
+test_2016_flickr (en->fr, de->en), through the runtime (fp32 and int8, greedy and beam), with
+each decoding's cost, the runtime's peak RSS and the model folder's size.
+
+Results accumulate in artifacts/bench/quality.json under "TASK | CONFIG", so tasks and
+configurations can be run one invocation at a time (never two trainings at once on 2 cores).
+
+    python benchmarks/quality.py --budget 1200 --tasks "tatoeba en-fr" --configs attention
 """
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 import time
 
@@ -15,21 +23,39 @@ TASKS = {
     "multi30k en-fr": dict(data=MULTI30K / "train", valid=MULTI30K / "val", test=MULTI30K / "test_2016_flickr", src="en", tgt="fr"),
     "multi30k de-en": dict(data=MULTI30K / "train", valid=MULTI30K / "val", test=MULTI30K / "test_2016_flickr", src="de", tgt="en"),
 }
+# trainer fit options on top of its defaults (SentencePiece BPE 8000, 2 x 512, ...)
+CONFIGS = {"paper": ["--attention", "none"], "attention": ["--attention", "luong"]}
+
+# the runtime alone in a fresh process: its peak RSS while translating the test set
+RSS_PROBE = """
+import resource, sys
+from runtime import Translator
+t = Translator(sys.argv[1], device="cpu")
+t.translate(open(sys.argv[2], encoding="utf-8").read().splitlines(), batch_size=32, beam_size=int(sys.argv[3]))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
 
 
-def score(hyps, refs, lowercase=True) -> tuple[float, float]:
-    from trainer.evaluate import scores
+def scores(hyps, refs) -> dict:
+    from trainer.evaluate import scores as sacre
 
-    bleu, chrf = scores(hyps, refs, lowercase)
-    return round(bleu, 2), round(chrf, 2)
+    (bleu, chrf), (bleu_c, chrf_c) = sacre(hyps, refs, True), sacre(hyps, refs, False)
+    return {"bleu": round(bleu, 2), "chrf": round(chrf, 2), "bleu_cased": round(bleu_c, 2), "chrf_cased": round(chrf_c, 2)}
+
+
+def folder_mb(folder) -> float:
+    return round(sum(p.stat().st_size for p in folder.iterdir()) / 1e6, 2)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--budget", type=float, default=300, help="training seconds per task")
-    ap.add_argument("--stages", type=int, default=3, help="BLEU measured after each of this many equal slices")
-    ap.add_argument("--beams", default="1,2,5,12")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budget", type=float, default=1200, help="training seconds per task and configuration")
+    ap.add_argument("--stages", type=int, default=4, help="BLEU measured after each of this many equal slices")
+    ap.add_argument("--beams", default="1,5")
     ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--extra", default="", help="more trainer fit options (an ablation), e.g. '--label-smoothing 0.1'")
+    ap.add_argument("--tag", default="", help="appended to the configuration's name in the results")
     ap.add_argument("--quick", action="store_true", help="a small model, 4 s per task, 100 test sentences")
     args = ap.parse_args()
     require_shared()
@@ -39,46 +65,58 @@ def main() -> None:
     from trainer.evaluate import evaluate
 
     beams = [int(b) for b in args.beams.split(",")]
-    model_args, n_test = [], None
+    model_args, n_test = shlex.split(args.extra), None
     if args.quick:
         args.budget, args.stages, beams, n_test = 4, 1, [1, 2], 100
-        model_args = ["--hidden-dim", "128", "--emb-dim", "32", "--max-pairs", "3000"]
-    results, curves = {}, {}
+        model_args += ["--hidden-dim", "128", "--emb-dim", "32", "--max-pairs", "3000", "--vocab-size", "1000"]
+    store = OUT / ("quality-quick.json" if args.quick else "quality.json")
+    saved = json.loads(store.read_text()) if store.exists() else {}
+    results, curves = saved.get("results", {}), saved.get("curves", {})
     for name in args.tasks.split(","):
         task = TASKS[name]
-        out = OUT / ("quality-quick" if args.quick else "quality") / name.replace(" ", "_")
-        langs = ["--src-lang", task["src"], "--tgt-lang", task["tgt"]]
         opts = DataOptions(src_lang=task["src"], tgt_lang=task["tgt"], max_pairs=n_test)
         pairs = load_corpus(str(task["test"]), opts).pairs
         sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
-        curve = []
-        for stage in range(1, args.stages + 1):
-            cmd = [sys.executable, "-m", "trainer", "fit", "--data", str(task["data"]), "--valid", str(task["valid"]),
-                   "--min-freq", "2", "--epochs", "1000", "--patience", "1000", "--time-budget",
-                   str(args.budget / args.stages), "--out", str(out), *langs, *model_args]
-            run(cmd + (["--resume"] if stage > 1 else ["--force"]))
-            ev = evaluate(load_checkpoint(out / "checkpoint.pth"), str(task["test"]), opts, n_samples=0)
-            curve.append({"train_s": round(args.budget * stage / args.stages), "bleu": round(ev.bleu, 2)})
-            print(f"{name}: {curve[-1]}", file=sys.stderr)
-        curves[name] = curve
-        rows = {}
-        for kind, extra in (("fp32", []), ("int8", ["--quantize", "int8"])):
-            folder = out / f"onnx-{kind}"
-            run([sys.executable, "-m", "export", "onnx", str(out / "checkpoint.pth"), "--out", str(folder), "--force", *extra])
-            t = Translator(folder, device="cpu")
-            for beam in beams if kind == "fp32" else [b for b in beams if b in (1, 5)]:
-                t0 = time.perf_counter()
-                hyps = t.translate(sources, batch_size=32, beam_size=beam)
-                batched_ms = 1000 * (time.perf_counter() - t0) / len(sources)
-                few = sources[:50]
-                t0 = time.perf_counter()
-                for s in few:
-                    t.translate([s], beam_size=beam)
-                b1_ms = 1000 * (time.perf_counter() - t0) / len(few)
-                bleu, chrf = score(hyps, refs)
-                rows[f"{kind} beam {beam}"] = {"bleu": bleu, "chrf": chrf, "ms_b1": round(b1_ms, 2), "ms_batched": round(batched_ms, 2)}
-                print(f"{name} {kind} beam {beam}: {rows[f'{kind} beam {beam}']}", file=sys.stderr)
-        results[name] = rows
+        sources_file = OUT / f"{name.replace(' ', '_')}.sources.txt"
+        sources_file.parent.mkdir(parents=True, exist_ok=True)
+        sources_file.write_text("\n".join(sources) + "\n", encoding="utf-8")
+        for config in args.configs.split(","):
+            key = f"{name} | {config}{args.tag}"
+            out = OUT / ("quality-quick" if args.quick else "quality") / f"{name}_{config}{args.tag}".replace(" ", "_")
+            langs = ["--src-lang", task["src"], "--tgt-lang", task["tgt"]]
+            curve = []
+            for stage in range(1, args.stages + 1):
+                cmd = [sys.executable, "-m", "trainer", "fit", "--data", str(task["data"]), "--valid", str(task["valid"]),
+                       "--epochs", "1000", "--patience", "1000", "--time-budget", str(args.budget / args.stages),
+                       "--out", str(out), *langs, *CONFIGS[config], *model_args]
+                run(cmd + (["--resume"] if stage > 1 else ["--force"]))
+                ev = evaluate(load_checkpoint(out / "checkpoint.pth"), str(task["test"]), opts, n_samples=0)
+                curve.append({"train_s": round(args.budget * stage / args.stages), "bleu": round(ev.bleu, 2)})
+                print(f"{key}: {curve[-1]}", file=sys.stderr)
+            curves[key] = curve
+            metrics = [l.split(",") for l in (out / "metrics.csv").read_text().splitlines()]
+            rows = {"epochs": len(metrics) - 1, "train_args": CONFIGS[config] + model_args}
+            for kind, extra in (("fp32", []), ("int8", ["--quantize", "int8"])):
+                folder = out / f"onnx-{kind}"
+                run([sys.executable, "-m", "export", "onnx", str(out / "checkpoint.pth"), "--out", str(folder), "--force", *extra])
+                rows[f"{kind} folder MB"] = folder_mb(folder)
+                rss = run([sys.executable, "-c", RSS_PROBE, str(folder), str(sources_file), "1"]).stdout.split()[-1]
+                rows[f"{kind} runtime peak RSS MB"] = round(float(rss), 1)
+                t = Translator(folder, device="cpu")
+                for beam in beams:
+                    t0 = time.perf_counter()
+                    hyps = t.translate(sources, batch_size=32, beam_size=beam)
+                    batched_ms = 1000 * (time.perf_counter() - t0) / len(sources)
+                    few = sources[:50]
+                    t0 = time.perf_counter()
+                    for s in few:
+                        t.translate([s], beam_size=beam)
+                    b1_ms = 1000 * (time.perf_counter() - t0) / len(few)
+                    rows[f"{kind} beam {beam}"] = {**scores(hyps, refs), "ms_b1": round(b1_ms, 2), "ms_batched": round(batched_ms, 2)}
+                    print(f"{key} {kind} beam {beam}: {rows[f'{kind} beam {beam}']}", file=sys.stderr)
+            results[key] = rows
+            store.write_text(json.dumps({"results": results, "curves": curves, "budget_s": args.budget,
+                                         "machine": machine()}, indent=1, ensure_ascii=False))
     emit({"budget_s": args.budget, "results": results, "curves": curves, "quick": args.quick, "machine": machine()})
 
 

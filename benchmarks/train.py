@@ -32,7 +32,8 @@ def reference_steps(model, data, batch_size, steps, device, seed=0) -> tuple[int
         outputs = torch.zeros(tgt.size(0), tgt.size(1), model.cfg.tgt_vocab_size, device=device)
         prev = tgt[:, 0]
         for t in range(1, tgt.size(1)):
-            logits, hidden, cell = model.decoder.step(prev, hidden, cell)
+            logits, state = model.decoder.step(prev, {"hidden": hidden, "cell": cell})
+            hidden, cell = state["hidden"], state["cell"]
             outputs[:, t] = logits
             prev = tgt[:, t] if rng.random() < 0.5 else logits.argmax(1)
         loss = loss_fn(outputs[:, 1:].reshape(-1, outputs.size(-1)), tgt[:, 1:].reshape(-1))

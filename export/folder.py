@@ -79,7 +79,8 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
         config = FolderConfig(
             src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), emb_dim=cfg.emb_dim,
             hidden_dim=cfg.hidden_dim, layers=cfg.layers, reverse_source=cfg.reverse_source,
-            max_source_len=cfg.max_source_len, opset=opset, quantization=quantize, decoding=DecodingDefaults(),
+            max_source_len=cfg.max_source_len, opset=opset, quantization=quantize, attention=cfg.attention,
+            decoding=DecodingDefaults(),
             producer={"name": "seq2seq-edge export", "torch": torch.__version__, "onnx": onnx.__version__,
                       "onnxruntime": onnxruntime.__version__, "checkpoint": Path(checkpoint).name,
                       "checkpoint_metrics": dict(ckpt.get("metrics", {}))},

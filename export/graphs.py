@@ -4,7 +4,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from runtime.model_format import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS, FORMAT_VERSION
+from runtime.model_format import (ENCODER_INPUTS, FORMAT_VERSION, STATE_AXIS, decoder_inputs, decoder_outputs,
+                                  encoder_outputs)
 
 DEFAULT_OPSET = 17
 
@@ -14,11 +15,11 @@ def _wrappers():
     import torch.nn as nn
 
     class EncoderGraph(nn.Module):
-        """src_ids (B, S) -> hidden, cell (L, B, H) over the padded batch.
+        """src_ids (B, S) -> hidden, cell (L, B, H) (, memory (B, S, H)) over the padded batch.
 
         Packing is not traced (the TorchScript exporter mis-exports a packed LSTM whose output
         sequence is unused); `wire_sequence_lens` gives every ONNX LSTM node the lengths instead,
-        so padding never reaches the state, as with packing in PyTorch.
+        so padding never reaches the state (and the memory is zero there), as with packing in PyTorch.
         """
 
         def __init__(self, encoder):
@@ -26,24 +27,26 @@ def _wrappers():
             self.encoder = encoder
 
         def forward(self, src_ids):
-            _, (hidden, cell) = self.encoder.lstm(self.encoder.embedding(src_ids))
-            return hidden, cell
+            memory, (hidden, cell) = self.encoder.lstm(self.encoder.embedding(src_ids))
+            return (hidden, cell, memory) if self.encoder.keep_memory else (hidden, cell)
 
     class DecoderStepGraph(nn.Module):
-        """prev_ids (B,), hidden, cell -> log_probs (B, V), new hidden, cell, next_ids (B,).
+        """prev_ids (B,), the state's parts -> log_probs (B, V), new hidden, cell, next_ids (B,)
+        (, new input_feed (B, H)).
 
         ArgMax sits inside the graph so a GPU runtime copies only B token ids per greedy step;
         log_probs serves beam search without a softmax on the host. (Format 1 also returned the
         raw logits, which no reader used: one (B, V) output less to hand over per step.)
         """
 
-        def __init__(self, decoder):
+        def __init__(self, decoder, state_names):
             super().__init__()
-            self.decoder = decoder
+            self.decoder, self.state_names = decoder, state_names
 
-        def forward(self, prev_ids, hidden, cell):
-            logits, hidden, cell = self.decoder.step(prev_ids, hidden, cell)
-            return torch.log_softmax(logits, dim=-1), hidden, cell, logits.argmax(-1)
+        def forward(self, prev_ids, *state):
+            logits, new = self.decoder.step(prev_ids, dict(zip(self.state_names, state)))
+            extra = (new["input_feed"],) if "input_feed" in new else ()
+            return (torch.log_softmax(logits, dim=-1), new["hidden"], new["cell"], logits.argmax(-1)) + extra
 
     return EncoderGraph, DecoderStepGraph
 
@@ -59,8 +62,14 @@ def export_graphs(model, out_dir: Path, opset: int = DEFAULT_OPSET) -> tuple[Pat
     # training mode would switch the wrapped model's dropout back on
     model = model.eval().cpu()
     cfg = model.cfg
+    enc_out, dec_in, dec_out = encoder_outputs(cfg.attention), decoder_inputs(cfg.attention), decoder_outputs(cfg.attention)
     src = torch.randint(4, cfg.src_vocab_size, (3, 7))
-    hidden = torch.zeros(cfg.layers, 3, cfg.hidden_dim)
+    lengths = torch.tensor([7, 5, 2])
+    with torch.no_grad():
+        example = model.encoder(src, lengths)  # a state of the right shapes for tracing the decoder
+    batch_axis = {name: {STATE_AXIS.get(name, 0): "batch"} for name in dec_in}
+    dynamic = {**batch_axis, **{"new_" + n: ax for n, ax in batch_axis.items()},
+               "memory": {0: "batch", 1: "src_len"}, "log_probs": {0: "batch"}, "next_ids": {0: "batch"}}
     enc_path, dec_path = out_dir / ENCODER_FILE, out_dir / DECODER_FILE
     with torch.no_grad(), warnings.catch_warnings():
         # the legacy exporter is chosen on purpose (exact LSTM parity); its notices are noise here,
@@ -68,15 +77,13 @@ def export_graphs(model, out_dir: Path, opset: int = DEFAULT_OPSET) -> tuple[Pat
         warnings.simplefilter("ignore")
         torch.onnx.export(
             EncoderGraph(model.encoder).eval(), (src,), str(enc_path), dynamo=False, opset_version=opset,
-            input_names=[ENCODER_INPUTS[0]], output_names=list(ENCODER_OUTPUTS),
-            dynamic_axes={"src_ids": {0: "batch", 1: "src_len"}, "hidden": {1: "batch"}, "cell": {1: "batch"}},
+            input_names=[ENCODER_INPUTS[0]], output_names=list(enc_out),
+            dynamic_axes={"src_ids": {0: "batch", 1: "src_len"}, **{n: dynamic[n] for n in enc_out}},
         )
         torch.onnx.export(
-            DecoderStepGraph(model.decoder).eval(), (torch.tensor([2, 5, 9]), hidden, hidden.clone()), str(dec_path),
-            dynamo=False, opset_version=opset, input_names=list(DECODER_INPUTS), output_names=list(DECODER_OUTPUTS),
-            dynamic_axes={"prev_ids": {0: "batch"}, "hidden": {1: "batch"}, "cell": {1: "batch"},
-                          "log_probs": {0: "batch"}, "new_hidden": {1: "batch"},
-                          "new_cell": {1: "batch"}, "next_ids": {0: "batch"}},
+            DecoderStepGraph(model.decoder, dec_in[1:]).eval(), (torch.tensor([2, 5, 9]), *(example[n] for n in dec_in[1:])),
+            str(dec_path), dynamo=False, opset_version=opset, input_names=list(dec_in), output_names=list(dec_out),
+            dynamic_axes={n: dynamic[n] for n in dec_in + dec_out},
         )
     wire_sequence_lens(enc_path)
     for path in (enc_path, dec_path):

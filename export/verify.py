@@ -20,7 +20,7 @@ class VerificationError(Exception):
 @dataclass
 class Report:
     sentences: int = 0
-    max_diff: dict = field(default_factory=dict)  # hidden / cell / log_probs -> max |torch - onnxruntime|
+    max_diff: dict = field(default_factory=dict)  # hidden / cell (/ memory) / log_probs -> max |torch - onnxruntime|
     greedy_identical: int = 0
     int8_agreement: float | None = None  # fraction of sentences whose int8 greedy output equals fp32
     size_fp32: int = 0
@@ -28,8 +28,10 @@ class Report:
 
     def lines(self) -> list[str]:
         d = self.max_diff
+        memory = f"memory {d['memory']:.2e}, " if "memory" in d else ""
         out = [f"verified on {self.sentences} sentences of mixed length: max |diff| hidden {d['hidden']:.2e}, "
-               f"cell {d['cell']:.2e} ({d['cell_scaled']:.2e} relative to max(1, |cell|)), log-probs {d['log_probs']:.2e}; "
+               f"cell {d['cell']:.2e} ({d['cell_scaled']:.2e} relative to max(1, |cell|)), {memory}"
+               f"log-probs {d['log_probs']:.2e}; "
                f"greedy identical {self.greedy_identical}/{self.sentences}"]
         if self.int8_agreement is not None:
             out.append(f"int8: greedy output equals fp32 on {self.int8_agreement:.0%} of sentences; "
@@ -71,7 +73,8 @@ def check_graphs(*paths: Path) -> None:
 
 
 def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) -> Report:
-    """Runs the same padded batch through PyTorch and onnxruntime; compares states, log-probs and greedy ids."""
+    """Runs the same padded batch through PyTorch and onnxruntime; compares the encoder's state
+    (and memory), log-probs along PyTorch's greedy path, and greedy ids."""
     import torch
 
     from runtime.sessions import DecoderSession, EncoderSession, make_session
@@ -79,28 +82,27 @@ def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) 
     cfg = model.eval().cfg
     src, lengths, caps = _encode_batch(texts, tokenizer, src_vocab, cfg)
     enc = EncoderSession(make_session(enc_path, "cpu", None), "cpu")
-    dec_sess = make_session(dec_path, "cpu", None)
-    dec = DecoderSession(dec_sess, "cpu")
+    dec = DecoderSession(make_session(dec_path, "cpu", None), "cpu")
+    torch_enc, torch_dec = model.runtime_adapters(torch.device("cpu"))
     with torch.no_grad():
-        th_h, th_c = model.encoder(torch.from_numpy(src), torch.from_numpy(lengths))
-        ort_h, ort_c = enc(src, lengths)
-        cell_err = np.abs(th_c.numpy() - ort_c)
+        th, ort_state = torch_enc(src, lengths), enc(src, lengths)
+        cell = th["cell"].numpy()
+        cell_err = np.abs(cell - ort_state["cell"])
         # the cell state is unbounded (|c| ~ 100 after a long sentence): float32 rounding grows with
-        # it, so the cell is held to 1e-4 relative to max(1, |c|); hidden (in [-1, 1]) and log-probs absolute
-        diffs = {"hidden": float(np.abs(th_h.numpy() - ort_h).max()), "cell": float(cell_err.max()),
-                 "cell_scaled": float((cell_err / np.maximum(1.0, np.abs(th_c.numpy()))).max())}
+        # it, so the cell is held to 1e-4 relative to max(1, |c|); hidden, memory (in [-1, 1]) and
+        # log-probs absolute
+        diffs = {name: float(np.abs(th[name].numpy() - ort_state[name]).max()) for name in ("hidden", "memory") if name in th}
+        diffs.update(cell=float(cell_err.max()), cell_scaled=float((cell_err / np.maximum(1.0, np.abs(cell))).max()))
         # PyTorch's greedy ids through the runtime's own loop, with the model behind its adapters
-        torch_ids = greedy_search(*model.runtime_adapters(torch.device("cpu")), src, lengths, caps)
-        # log-probs along PyTorch's own greedy path, step by step, from the same state
-        h, c = th_h, th_c
-        oh, oc = ort_h, ort_c
+        torch_ids = greedy_search(torch_enc, torch_dec, src, lengths, caps)
+        # log-probs along PyTorch's own greedy path, step by step, each side from its own state
         prev = np.full(len(texts), 2, dtype=np.int64)
         diff = 0.0
         for t in range(max(len(r) for r in torch_ids) + 1):
-            logits, h, c = model.decoder.step(torch.from_numpy(prev), h, c)
-            o_log_probs, oh, oc, _ = dec_sess.run(None, {"prev_ids": prev, "hidden": oh, "cell": oc})
-            diff = max(diff, float(np.abs(torch.log_softmax(logits, -1).numpy() - o_log_probs).max()))
-            prev = logits.argmax(-1).numpy()
+            next_ids, th_log_probs, th = torch_dec.step(prev, th, want_log_probs=True)
+            _, ort_log_probs, ort_state = dec.step(prev, ort_state, want_log_probs=True)
+            diff = max(diff, float(np.abs(th_log_probs - ort_log_probs).max()))
+            prev = next_ids
         diffs["log_probs"] = diff
     ort_ids = greedy_search(enc, dec, src, lengths, caps)
     same = sum(a == b for a, b in zip(torch_ids, ort_ids))

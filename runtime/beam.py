@@ -72,5 +72,5 @@ def beam_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray, 
             break
         scores, prev = new_scores, new_prev
         history = np.concatenate([history[rows], new_prev[:, None]], axis=1)
-        state = decoder.select(state, rows)
+        state = decoder.select(state, rows, same_sources=True)  # each beam continues one of its sentence's
     return [sorted(f, key=lambda h: -h[1])[:n_best] for f in finished]

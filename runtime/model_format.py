@@ -23,14 +23,47 @@ TARGET_VOCAB_FILE = "target_vocabulary.json"
 TOKENIZER_FILE = "tokenizer.json"
 SOURCE_SPM_FILE = "source_sentencepiece.model"  # format 2, SentencePiece tokenizers only
 TARGET_SPM_FILE = "target_sentencepiece.model"
-ATTENTIONS = ("none",)  # decoders this runtime runs (config.json "attention", format 2)
+ATTENTION_NONE, ATTENTION_LUONG = "none", "luong"
+ATTENTIONS = (ATTENTION_NONE, ATTENTION_LUONG)  # decoders this runtime runs (config.json "attention", format 2)
 
-# graph tensor names (the export writes them, the runtime binds them)
+# graph tensor names (the export writes them, the runtime binds them). The decoder's state is a
+# dict named after the one-step decoder's inputs; the encoder produces it (input_feed, zeros at
+# the start, comes from the runtime) and each step returns its new_* parts.
 ENCODER_INPUTS = ("src_ids", "src_lengths")
 ENCODER_OUTPUTS = ("hidden", "cell")
 DECODER_INPUTS = ("prev_ids", "hidden", "cell")
 DECODER_OUTPUTS = ("log_probs", "new_hidden", "new_cell", "next_ids")
 V1_DECODER_OUTPUTS = ("logits",) + DECODER_OUTPUTS  # format 1 also returned the raw logits, never read
+# attention: the encoder also returns the memory (the top layer's outputs); the decoder also
+# takes the memory, the source lengths (to mask padding) and the input feed, and returns the next feed
+ATTENTION_ENCODER_OUTPUTS = ENCODER_OUTPUTS + ("memory",)
+ATTENTION_DECODER_INPUTS = DECODER_INPUTS + ("input_feed", "memory", "src_lengths")
+ATTENTION_DECODER_OUTPUTS = DECODER_OUTPUTS + ("new_input_feed",)
+SOURCE_STATE = ("memory", "src_lengths")  # per source sentence; the same for all its beams
+STATE_AXIS = {"hidden": 1, "cell": 1}  # (L, B, H); every other part has the batch first
+
+
+def encoder_outputs(attention: str) -> tuple[str, ...]:
+    return ATTENTION_ENCODER_OUTPUTS if attention == ATTENTION_LUONG else ENCODER_OUTPUTS
+
+
+def decoder_inputs(attention: str) -> tuple[str, ...]:
+    return ATTENTION_DECODER_INPUTS if attention == ATTENTION_LUONG else DECODER_INPUTS
+
+
+def decoder_outputs(attention: str) -> tuple[str, ...]:
+    return ATTENTION_DECODER_OUTPUTS if attention == ATTENTION_LUONG else DECODER_OUTPUTS
+
+
+def select_rows(state: dict, rows, same_sources: bool, take) -> dict:
+    """The state's batch rows `rows`, gathered by take(tensor, axis, rows) (numpy, torch, ...).
+
+    same_sources: every new row continues a row of the same source sentence (beam search after
+    its first expansion), so the per-sentence parts (memory, lengths) stay as they are.
+    """
+    return {name: x if same_sources and name in SOURCE_STATE else take(x, STATE_AXIS.get(name, 0), rows)
+            for name, x in state.items()}
+
 
 REEXPORT_HINT = "re-export it with `python -m export onnx CHECKPOINT --out DIR --force`"
 
@@ -40,13 +73,19 @@ def graph_signatures(cfg: "FolderConfig") -> dict[str, tuple[dict, dict]]:
     state = ("tensor(float)", [cfg.layers, None, cfg.hidden_dim])  # (L, B, H)
     ids = ("tensor(int64)", [None])  # (B,)
     scores = ("tensor(float)", [None, cfg.tgt_vocab_size])  # (B, V)
+    encoder_outputs = {"hidden": state, "cell": state}
+    decoder_inputs = {"prev_ids": ids, "hidden": state, "cell": state}
     decoder_outputs = {"log_probs": scores, "new_hidden": state, "new_cell": state, "next_ids": ids}
     if cfg.format_version == 1:
         decoder_outputs["logits"] = scores
+    if cfg.attention == ATTENTION_LUONG:
+        memory, feed = ("tensor(float)", [None, None, cfg.hidden_dim]), ("tensor(float)", [None, cfg.hidden_dim])
+        encoder_outputs["memory"] = memory
+        decoder_inputs.update(input_feed=feed, memory=memory, src_lengths=ids)
+        decoder_outputs["new_input_feed"] = feed
     return {
-        ENCODER_FILE: ({"src_ids": ("tensor(int64)", [None, None]), "src_lengths": ids},
-                       {"hidden": state, "cell": state}),
-        DECODER_FILE: ({"prev_ids": ids, "hidden": state, "cell": state}, decoder_outputs),
+        ENCODER_FILE: ({"src_ids": ("tensor(int64)", [None, None]), "src_lengths": ids}, encoder_outputs),
+        DECODER_FILE: (decoder_inputs, decoder_outputs),
     }
 
 

@@ -1,15 +1,14 @@
 """Thin onnxruntime session wrappers for the encoder and the one-step decoder.
 
-On CPU they exchange numpy arrays. On CUDA the recurrent state (hidden, cell) stays on the GPU
-as OrtValues through IOBinding; only token ids (and, for beam search, log-probabilities) cross
-to the host each step.
+On CPU they exchange numpy arrays. On CUDA the decoder state (hidden, cell; with attention also
+the input feed, the encoder's memory and the source lengths) stays on the GPU as OrtValues
+through IOBinding; only token ids (and, for beam search, log-probabilities) cross to the host
+each step.
 """
 from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any
-
 import numpy as np
 
 try:
@@ -17,7 +16,7 @@ try:
 except ImportError:  # a plain `pip install .` brings neither build; the user picks one
     ort = None
 
-from runtime.model_format import DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
+from runtime.model_format import ENCODER_INPUTS, select_rows
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -103,7 +102,7 @@ def check_signature(session: ort.InferenceSession, expected: tuple[dict, dict]) 
     return None
 
 
-State = Any  # (hidden, cell): numpy arrays on CPU, OrtValues on CUDA; each (layers, batch, hidden)
+State = dict  # name -> array: numpy arrays on CPU, OrtValues on CUDA (see model_format.select_rows)
 
 
 class _Session:
@@ -115,54 +114,71 @@ class _Session:
         self.session, self.device = session, device
         self.bind = device != "cpu" if io_binding is None else io_binding
 
+    def _on_device(self, array: np.ndarray):
+        """A host array as this session's state: itself, or an OrtValue on the device."""
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self.device, 0) if self.bind else array
+
 
 class EncoderSession(_Session):
     def __call__(self, src_ids: np.ndarray, src_lengths: np.ndarray) -> State:
-        """src_ids (B, S) int64, src_lengths (B,) int64 -> (hidden, cell)."""
+        """src_ids (B, S) int64, src_lengths (B,) int64 -> the decoder's initial state: hidden and
+        cell (L, B, H); with attention also memory (B, S, H), src_lengths and input_feed (B, H)
+        zeros. On CUDA all of it is put on the GPU here, once per batch."""
+        names = [o.name for o in self.session.get_outputs()]  # hidden, cell (, memory), as checked
+        inputs = {ENCODER_INPUTS[0]: src_ids, ENCODER_INPUTS[1]: src_lengths}
         if not self.bind:
-            hidden, cell = self.session.run(list(ENCODER_OUTPUTS), {ENCODER_INPUTS[0]: src_ids, ENCODER_INPUTS[1]: src_lengths})
-            return hidden, cell
-        binding = self.session.io_binding()
-        binding.bind_cpu_input(ENCODER_INPUTS[0], src_ids)
-        binding.bind_cpu_input(ENCODER_INPUTS[1], src_lengths)
-        for name in ENCODER_OUTPUTS:
-            binding.bind_output(name, self.device)
-        self.session.run_with_iobinding(binding)
-        hidden, cell = binding.get_outputs()
-        return hidden, cell
+            state = dict(zip(names, self.session.run(names, inputs)))
+        else:
+            binding = self.session.io_binding()
+            for name, value in inputs.items():
+                binding.bind_cpu_input(name, value)
+            for name in names:
+                binding.bind_output(name, self.device)
+            self.session.run_with_iobinding(binding)
+            state = dict(zip(names, binding.get_outputs()))
+        if "memory" in state:
+            hidden_dim = state["hidden"].shape[-1] if not self.bind else state["hidden"].shape()[-1]
+            state["src_lengths"] = self._on_device(src_lengths)
+            state["input_feed"] = self._on_device(np.zeros((len(src_ids), hidden_dim), dtype=np.float32))
+        return state
 
 
 class DecoderSession(_Session):
-    def step(self, prev_ids: np.ndarray, state: State, want_log_probs: bool = False):
-        """prev_ids (B,) int64 -> (next_ids (B,) int64, log_probs (B, V) float32 or None, new state)."""
-        hidden, cell = state
-        if not self.bind:
-            names = ["next_ids", "new_hidden", "new_cell"] + (["log_probs"] if want_log_probs else [])
-            outs = self.session.run(names, {"prev_ids": prev_ids, "hidden": hidden, "cell": cell})
-            return outs[0], (outs[3] if want_log_probs else None), (outs[1], outs[2])
-        binding = self.session.io_binding()
-        binding.bind_cpu_input("prev_ids", prev_ids)
-        binding.bind_ortvalue_input("hidden", hidden)
-        binding.bind_ortvalue_input("cell", cell)
-        # get_outputs() returns values in binding order: bind in the graph's output order.
-        # greedy copies only next_ids (B int64) to the host; beam search also needs log_probs
-        dev = self.device
-        # (a format 1 graph's `logits` output is left unbound: onnxruntime returns bound outputs only)
-        places = {"log_probs": "cpu" if want_log_probs else dev, "new_hidden": dev, "new_cell": dev, "next_ids": "cpu"}
-        for name in DECODER_OUTPUTS:
-            binding.bind_output(name, places[name])
-        self.session.run_with_iobinding(binding)
-        outs = dict(zip(DECODER_OUTPUTS, binding.get_outputs()))
-        log_probs = outs["log_probs"].numpy() if want_log_probs else None
-        return outs["next_ids"].numpy(), log_probs, (outs["new_hidden"], outs["new_cell"])
+    def __init__(self, session: ort.InferenceSession, device: str, io_binding: bool | None = None):
+        super().__init__(session, device, io_binding)
+        self.state_inputs = [i.name for i in session.get_inputs() if i.name != "prev_ids"]
+        # graph order (binding order is the order of get_outputs()); a format 1 graph's `logits`
+        # is left out: onnxruntime returns bound / requested outputs only
+        self.outputs = [o.name for o in session.get_outputs() if o.name != "logits"]
 
-    def select(self, state: State, rows: np.ndarray) -> State:
-        """Reorders / subsets the batch rows of the state (beam search)."""
-        hidden, cell = state
+    def step(self, prev_ids: np.ndarray, state: State, want_log_probs: bool = False):
+        """prev_ids (B,) int64 -> (next_ids (B,) int64, log_probs (B, V) float32 or None, new state).
+        The new_* outputs replace their parts of the state; memory and lengths ride along."""
+        feeds = {name: state[name] for name in self.state_inputs}
+        names = [n for n in self.outputs if n != "log_probs" or want_log_probs]
         if not self.bind:
-            return hidden[:, rows], cell[:, rows]
+            outs = dict(zip(names, self.session.run(names, {"prev_ids": prev_ids, **feeds})))
+        else:
+            binding = self.session.io_binding()
+            binding.bind_cpu_input("prev_ids", prev_ids)
+            for name, value in feeds.items():
+                binding.bind_ortvalue_input(name, value)
+            # greedy copies only next_ids (B int64) to the host; beam search also needs log_probs
+            for name in self.outputs:
+                host = name == "next_ids" or (name == "log_probs" and want_log_probs)
+                binding.bind_output(name, "cpu" if host else self.device)
+            self.session.run_with_iobinding(binding)
+            outs = {n: v.numpy() if n in ("next_ids", "log_probs") else v
+                    for n, v in zip(self.outputs, binding.get_outputs())}
+        new_state = {**state, **{n[len("new_"):]: v for n, v in outs.items() if n.startswith("new_")}}
+        return outs["next_ids"], (outs["log_probs"] if want_log_probs else None), new_state
+
+    def select(self, state: State, rows: np.ndarray, same_sources: bool = False) -> State:
+        """Reorders / subsets the batch rows of the state (beam search); see model_format.select_rows."""
+        if not self.bind:
+            return select_rows(state, rows, same_sources, lambda x, axis, r: np.take(x, r, axis=axis))
         # a gather on the host: beam search already brings log-probs over each step, and the
-        # state is small next to them ((L, B, H) against (B, V))
-        h, c = hidden.numpy()[:, rows], cell.numpy()[:, rows]
-        return (ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(h), self.device, 0),
-                ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(c), self.device, 0))
+        # recurrent state is small next to them ((L, B, H) against (B, V)); the memory is
+        # gathered once per batch, when beam search first spreads each sentence over its beams
+        return select_rows(state, rows, same_sources,
+                           lambda x, axis, r: self._on_device(np.take(x.numpy(), r, axis=axis)))

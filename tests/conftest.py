@@ -15,9 +15,12 @@ MULTI30K = SHARED_DATA / "multi30k"
 needs_shared = pytest.mark.skipif(not TATOEBA.is_dir(), reason="../shared/data (reference corpora) is not beside this clone")
 
 # a model small enough to train in seconds; quality doesn't matter for parity tests. The
-# word-vocabulary model serves the tests written before subwords; TINY_SPM the subword ones.
-TINY = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, epochs=3, batch_size=32, seed=1, lr=0.01, vocab="word")
+# word-vocabulary paper model serves the tests written before subwords; TINY_SPM the subword
+# ones; TINY_ATT is the attention model.
+TINY = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, epochs=3, batch_size=32, seed=1, lr=0.01, vocab="word",
+            attention="none")
 TINY_SPM = dict(TINY, vocab="sentencepiece", vocab_size=300)
+TINY_ATT = dict(TINY_SPM, attention="luong")
 
 
 def run_env() -> dict:
@@ -73,3 +76,18 @@ def tiny_spm_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_spm_onnx(tiny_spm_run, tmp_path_factory) -> Path:
     return _export(tmp_path_factory, "onnx_spm", tiny_spm_run / "checkpoint.pth")
+
+
+@pytest.fixture(scope="session")
+def tiny_att_run(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory, "tiny_att", TINY_ATT)
+
+
+@pytest.fixture(scope="session")
+def tiny_att_onnx(tiny_att_run, tmp_path_factory) -> Path:
+    return _export(tmp_path_factory, "onnx_att", tiny_att_run / "checkpoint.pth")
+
+
+@pytest.fixture(scope="session")
+def tiny_att_onnx_int8(tiny_att_run, tmp_path_factory) -> Path:
+    return _export(tmp_path_factory, "onnx_att8", tiny_att_run / "checkpoint.pth", quantize="int8")

@@ -85,7 +85,7 @@ def model_from_checkpoint(ckpt: dict) -> tuple[Seq2Seq, Vocab, Vocab, Tokenizer 
     if not isinstance(cfg, dict) or set(cfg) - names:
         raise CheckpointError(f"{where}: model_config has unknown fields {sorted(set(cfg) - names) if isinstance(cfg, dict) else cfg!r}")
     try:
-        model_cfg = ModelConfig(**cfg)
+        model_cfg = ModelConfig.from_dict(cfg)
         model = Seq2Seq(model_cfg)
     except (TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{where}: model_config is invalid ({str(e).splitlines()[0][:160]})") from None

@@ -71,6 +71,8 @@ def cli():
 @click.option("--hidden-dim", default=M.hidden_dim, show_default=True, type=click.IntRange(1))
 @click.option("--layers", default=M.layers, show_default=True, type=click.IntRange(1))
 @click.option("--dropout", default=M.dropout, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--attention", default=M.attention, show_default=True, type=click.Choice(["luong", "none"]),
+              help="luong: global attention with input feeding; none: the paper's model.")
 @click.option("--reverse-source/--no-reverse-source", default=M.reverse_source, show_default=True)
 @click.option("--max-source-len", default=M.max_source_len, show_default=True, type=click.IntRange(3),
               help="Source ids incl. <sos>/<eos>; longer sentences are truncated.")
@@ -78,6 +80,7 @@ def cli():
 @click.option("--batch-size", default=T.batch_size, show_default=True, type=click.IntRange(1),
               help="Sentences per step, over all processes together (torchrun splits each batch).")
 @click.option("--lr", default=T.lr, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--label-smoothing", default=T.label_smoothing, show_default=True, type=click.FloatRange(0, 1, max_open=True))
 @click.option("--clip", default=T.clip, show_default=True, type=click.FloatRange(0, min_open=True))
 @click.option("--teacher-forcing", default=T.teacher_forcing, show_default=True, type=click.FloatRange(0, 1),
               help="Probability of feeding the gold token; 1.0 takes the fast whole-sequence path.")

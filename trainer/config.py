@@ -15,9 +15,17 @@ class ModelConfig:
     dropout: float = 0.2  # on embeddings and between LSTM layers
     reverse_source: bool = True
     max_source_len: int = 100  # ids incl. <sos>/<eos>; longer sources are truncated
+    # "luong": global attention ("general" score) with input feeding, as OpenNMT-py's RNN default;
+    # "none": the paper's decoder, which sees the source only through the encoder's final state
+    attention: str = "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """A saved model config; one saved before attention existed is the paper's model."""
+        return cls(**{"attention": "none", **d})
 
 
 @dataclass
@@ -60,6 +68,7 @@ class TrainConfig:
     epochs: int = 15
     batch_size: int = 32  # sentences per step, over all processes together
     lr: float = 4e-3
+    label_smoothing: float = 0.0  # of the training loss only; validation loss and perplexity stay plain
     clip: float = 1.0
     teacher_forcing: float = 1.0  # measured default: see README "Teacher forcing"
     patience: int | None = 3  # epochs without a better validation loss before stopping
@@ -88,6 +97,7 @@ class TrainConfig:
             d = {**d, **d["model"], **d["data"]}
             d.pop("model"), d.pop("data")
         d.setdefault("vocab", "word")  # saved before subwords existed
+        d.setdefault("attention", "none")  # saved before attention existed
         return cls.from_flat(**d)
 
 

@@ -1,54 +1,117 @@
-"""The LSTM encoder-decoder of Sutskever, Vinyals & Le (2014)."""
+"""The LSTM encoder-decoder of Sutskever, Vinyals & Le (2014), and optionally Luong et al.'s
+(2015) global attention with input feeding on top of it.
+
+The decoder state is one dict whose names are the one-step decoder graph's inputs
+(runtime.model_format.state_names): hidden and cell (L, B, H); with attention also input_feed
+(B, H), memory (B, S, H) and src_lengths (B,). Everything that decodes passes it around whole.
+"""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from runtime.model_format import ATTENTION_LUONG, select_rows
 from runtime.vocab import PAD_ID
 from trainer.config import ModelConfig  # noqa: F401  (re-exported)
 
+State = dict  # name -> tensor, see the module docstring
 
-def _embedding_lstm(module: nn.Module, vocab_size: int, cfg: ModelConfig) -> None:
+
+def _embedding_lstm(module: nn.Module, vocab_size: int, cfg: ModelConfig, input_extra: int = 0) -> None:
     """embedding -> dropout -> multi-layer LSTM (dropout between layers), shared by both sides."""
     module.embedding = nn.Embedding(vocab_size, cfg.emb_dim, padding_idx=PAD_ID)
     module.dropout = nn.Dropout(cfg.dropout)
-    module.lstm = nn.LSTM(cfg.emb_dim, cfg.hidden_dim, cfg.layers, dropout=cfg.dropout if cfg.layers > 1 else 0.0,
-                          batch_first=True)
+    module.lstm = nn.LSTM(cfg.emb_dim + input_extra, cfg.hidden_dim, cfg.layers,
+                          dropout=cfg.dropout if cfg.layers > 1 else 0.0, batch_first=True)
 
 
 class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         _embedding_lstm(self, cfg.src_vocab_size, cfg)
+        self.keep_memory = cfg.attention == ATTENTION_LUONG
 
-    def forward(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """src (B, S) padded ids, lengths (B,) -> hidden, cell (L, B, H).
+    def forward(self, src: torch.Tensor, lengths: torch.Tensor) -> State:
+        """src (B, S) padded ids, lengths (B,) -> the decoder's initial state.
 
-        Packing makes each sentence's final state ignore the padding after it.
+        Packing makes each sentence's final state ignore the padding after it; the memory (the
+        top layer's outputs) is zero at padded positions, which attention masks out anyway.
         """
         emb = self.dropout(self.embedding(src))  # (B, S, E)
         packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (hidden, cell) = self.lstm(packed)
-        return hidden, cell
+        outputs, (hidden, cell) = self.lstm(packed)
+        state = {"hidden": hidden, "cell": cell}
+        if self.keep_memory:
+            memory, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))  # (B, S, H)
+            lengths = lengths.to(src.device)
+            state.update(input_feed=memory.new_zeros(src.size(0), memory.size(-1)), memory=memory, src_lengths=lengths)
+        return state
+
+
+class GlobalAttention(nn.Module):
+    """Luong et al. (2015) global attention, "general" score: score(h_t, m_s) = h_t^T W_a m_s.
+    The attentional state is tanh(W_c [context; h_t]) (no biases, as in OpenNMT-py)."""
+
+    def __init__(self, hidden_dim: int):
+        super().__init__()
+        self.linear_in = nn.Linear(hidden_dim, hidden_dim, bias=False)
+        self.linear_out = nn.Linear(2 * hidden_dim, hidden_dim, bias=False)
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor, src_lengths: torch.Tensor):
+        """query (B, T, H), memory (B, S, H), src_lengths (B,) -> attentional (B, T, H), weights (B, T, S).
+
+        Padded source positions get weight exactly 0, so a sentence's result does not depend on
+        the batch it is padded into.
+        """
+        scores = torch.bmm(self.linear_in(query), memory.transpose(1, 2))  # (B, T, S)
+        positions = torch.arange(memory.size(1), device=memory.device)
+        padded = positions[None, None, :] >= src_lengths[:, None, None]  # (B, 1, S)
+        weights = torch.softmax(scores.float().masked_fill(padded, float("-inf")), -1).to(memory.dtype)
+        context = torch.bmm(weights, memory)  # (B, T, H)
+        return torch.tanh(self.linear_out(torch.cat([context, query], -1))), weights
 
 
 class Decoder(nn.Module):
+    """The paper's decoder, or with attention the input-feeding decoder: each step's LSTM input
+    is its token's embedding joined with the previous step's attentional state (B, H)."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        _embedding_lstm(self, cfg.tgt_vocab_size, cfg)
+        self.attention = GlobalAttention(cfg.hidden_dim) if cfg.attention == ATTENTION_LUONG else None
+        _embedding_lstm(self, cfg.tgt_vocab_size, cfg, input_extra=cfg.hidden_dim if self.attention else 0)
         self.out = nn.Linear(cfg.hidden_dim, cfg.tgt_vocab_size)
 
-    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor):
-        """tokens (B, T) -> logits (B, T, V), hidden, cell (L, B, H). T=1 is one decoding step."""
-        emb = self.dropout(self.embedding(tokens))  # (B, T, E)
-        output, (hidden, cell) = self.lstm(emb, (hidden, cell))  # (B, T, H)
-        return self.out(output), hidden, cell
+    def outputs(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """tokens (B, T) -> the vectors that `out` projects onto the vocabulary (B, T, H), new state.
 
-    def step(self, prev: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor):
-        """prev (B,) -> logits (B, V), hidden, cell."""
-        logits, hidden, cell = self(prev.unsqueeze(1), hidden, cell)
-        return logits.squeeze(1), hidden, cell
+        Without attention the LSTM runs over the whole sequence in one call; input feeding
+        makes each step depend on the last one's output, so with attention it steps.
+        """
+        emb = self.dropout(self.embedding(tokens))  # (B, T, E)
+        if self.attention is None:
+            output, (hidden, cell) = self.lstm(emb, (state["hidden"], state["cell"]))  # (B, T, H)
+            return output, {"hidden": hidden, "cell": cell}
+        hidden, cell, feed = state["hidden"], state["cell"], state["input_feed"]
+        steps = []
+        for t in range(tokens.size(1)):
+            x = torch.cat([emb[:, t], feed.to(emb.dtype)], -1).unsqueeze(1)  # (B, 1, E + H)
+            output, (hidden, cell) = self.lstm(x, (hidden, cell))  # (B, 1, H)
+            attentional, _ = self.attention(output, state["memory"], state["src_lengths"])
+            feed = self.dropout(attentional.squeeze(1))  # (B, H): this step's output and next step's feed
+            steps.append(feed)
+        return torch.stack(steps, 1), {**state, "hidden": hidden, "cell": cell, "input_feed": feed}
+
+    def step(self, prev: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """prev (B,) -> logits (B, V), new state."""
+        output, state = self.outputs(prev.unsqueeze(1), state)
+        return self.out(output.squeeze(1)), state
+
+    def attention_weights(self, prev: torch.Tensor, state: State) -> torch.Tensor:
+        """prev (B,) -> this step's attention weights over the source (B, S) (inspection, tests)."""
+        x = torch.cat([self.embedding(prev), state["input_feed"]], -1).unsqueeze(1)
+        output, _ = self.lstm(x, (state["hidden"], state["cell"]))
+        return self.attention(output, state["memory"], state["src_lengths"])[1].squeeze(1)
 
 
 class Seq2Seq(nn.Module):
@@ -63,24 +126,25 @@ class Seq2Seq(nn.Module):
     def forward(self, src, src_lengths, tgt, teacher_forcing: float = 1.0) -> torch.Tensor:
         """src (B, S), tgt (B, T) with <sos> first -> logits (B, T-1, V) predicting tgt[:, 1:].
 
-        teacher_forcing 1.0 runs the decoder LSTM over the whole target in one call (fast path);
-        below 1.0 each step feeds the gold token with that probability, else the model's own guess.
+        teacher_forcing 1.0 feeds the whole gold target at once (one LSTM call without
+        attention); below 1.0 each step feeds the gold token with that probability, else the
+        model's own guess.
         """
-        hidden, cell = self.encoder(src, src_lengths)
+        state = self.encoder(src, src_lengths)
         if teacher_forcing >= 1.0:
-            logits, _, _ = self.decoder(tgt[:, :-1], hidden, cell)
-            return logits
+            return self.decoder.out(self.decoder.outputs(tgt[:, :-1], state)[0])
         steps = tgt.size(1) - 1
         logits = torch.empty(tgt.size(0), steps, self.cfg.tgt_vocab_size, device=tgt.device)
         prev = tgt[:, 0]
         for t in range(steps):
-            step_logits, hidden, cell = self.decoder.step(prev, hidden, cell)
+            step_logits, state = self.decoder.step(prev, state)
             logits[:, t] = step_logits
             use_gold = torch.rand(tgt.size(0), device=tgt.device) < teacher_forcing
             prev = torch.where(use_gold, tgt[:, t + 1], step_logits.argmax(-1))
         return logits
 
-    def loss(self, src, src_lengths, tgt, teacher_forcing: float = 1.0) -> tuple[torch.Tensor, int]:
+    def loss(self, src, src_lengths, tgt, teacher_forcing: float = 1.0,
+             label_smoothing: float = 0.0) -> tuple[torch.Tensor, int]:
         """Mean cross-entropy over the non-padding target tokens, and their count.
 
         The fast path projects only real tokens' outputs onto the vocabulary: with a large target
@@ -89,13 +153,11 @@ class Seq2Seq(nn.Module):
         gold = tgt[:, 1:]
         mask = gold != PAD_ID  # (B, T-1)
         if teacher_forcing >= 1.0:
-            hidden, cell = self.encoder(src, src_lengths)
-            emb = self.decoder.dropout(self.decoder.embedding(tgt[:, :-1]))  # (B, T-1, E)
-            output, _ = self.decoder.lstm(emb, (hidden, cell))  # (B, T-1, H)
+            output, _ = self.decoder.outputs(tgt[:, :-1], self.encoder(src, src_lengths))  # (B, T-1, H)
             logits = self.decoder.out(output[mask])  # (N, V)
         else:
             logits = self(src, src_lengths, tgt, teacher_forcing)[mask]
-        return nn.functional.cross_entropy(logits.float(), gold[mask]), int(mask.sum())
+        return nn.functional.cross_entropy(logits.float(), gold[mask], label_smoothing=label_smoothing), int(mask.sum())
 
     def runtime_adapters(self, device=None) -> tuple["TorchEncoder", "TorchDecoder"]:
         """This model behind the interface of the runtime's session wrappers, so the trainer and
@@ -105,14 +167,13 @@ class Seq2Seq(nn.Module):
 
 
 class TorchEncoder:
-    """Same interface as runtime.sessions.EncoderSession. The state is (hidden, cell), each
-    (L, B, H), kept on the model's device between steps."""
+    """Same interface as runtime.sessions.EncoderSession; the state stays on the model's device."""
 
     def __init__(self, model: Seq2Seq, device):
         self.model, self.device = model.eval(), device
 
     @torch.no_grad()
-    def __call__(self, src_ids, src_lengths):
+    def __call__(self, src_ids, src_lengths) -> State:
         return self.model.encoder(torch.as_tensor(src_ids, device=self.device), torch.as_tensor(src_lengths))
 
 
@@ -123,12 +184,12 @@ class TorchDecoder:
         self.model, self.device = model.eval(), device
 
     @torch.no_grad()
-    def step(self, prev_ids, state, want_log_probs: bool = False):
+    def step(self, prev_ids, state: State, want_log_probs: bool = False):
         """prev_ids (B,) -> (next_ids (B,), log_probs (B, V) float32 or None, new state), numpy out."""
-        logits, hidden, cell = self.model.decoder.step(torch.as_tensor(prev_ids, device=self.device), *state)
+        logits, state = self.model.decoder.step(torch.as_tensor(prev_ids, device=self.device), state)
         log_probs = torch.log_softmax(logits.float(), -1).cpu().numpy() if want_log_probs else None
-        return logits.argmax(-1).cpu().numpy(), log_probs, (hidden, cell)
+        return logits.argmax(-1).cpu().numpy(), log_probs, state
 
-    def select(self, state, rows):
-        idx = torch.as_tensor(rows, device=self.device)
-        return tuple(x[:, idx] for x in state)
+    def select(self, state: State, rows, same_sources: bool = False) -> State:
+        return select_rows(state, torch.as_tensor(rows, device=self.device), same_sources,
+                           lambda x, axis, idx: x.index_select(axis, idx.to(x.device)))

@@ -31,12 +31,12 @@ SAMPLES = 16  # validation sentences kept in the checkpoint, for export verifica
 class _LossModule(nn.Module):
     """model.loss as a forward(), so DistributedDataParallel sees (and synchronises) the call."""
 
-    def __init__(self, model: Seq2Seq):
+    def __init__(self, model: Seq2Seq, label_smoothing: float = 0.0):
         super().__init__()
-        self.model = model
+        self.model, self.label_smoothing = model, label_smoothing
 
     def forward(self, src, src_len, tgt, teacher_forcing: float):
-        return self.model.loss(src, src_len, tgt, teacher_forcing)
+        return self.model.loss(src, src_len, tgt, teacher_forcing, self.label_smoothing)
 
 
 def _cache_dir(cfg: TrainConfig) -> Path:
@@ -269,7 +269,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
         log(f"warning: skipped {skipped} rows with an empty side or the wrong number of columns")
     model_cfg = replace(cfg.model, src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab))
     model = Seq2Seq(model_cfg).to(device)
-    module = _LossModule(model)
+    module = _LossModule(model, cfg.label_smoothing)
     if dist.active:
         from torch.nn.parallel import DistributedDataParallel
 

@@ -57,7 +57,8 @@ def test_mixed_length_batch_parity_with_pytorch(tiny_onnx, tiny_ckpt):
     for i, r in enumerate(rows):
         batch[i, : len(r)] = r
     h, c = enc.run(None, {"src_ids": batch, "src_lengths": lengths})
-    th, tc = model.encoder(torch.from_numpy(batch), torch.from_numpy(lengths))
+    state = model.encoder(torch.from_numpy(batch), torch.from_numpy(lengths))
+    th, tc = state["hidden"], state["cell"]
     # (float32 rounding: the cell reaches |c| ~ 5 here, so it is held relative to its size)
     assert np.allclose(h, th.detach().numpy(), rtol=1e-5, atol=1e-5) and np.allclose(c, tc.detach().numpy(), rtol=1e-5, atol=1e-5)
     for i, r in enumerate(rows):

@@ -27,7 +27,7 @@ class Scripted:
         log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
         return logits.argmax(-1), (log_probs if want_log_probs else None), state
 
-    def select(self, state, rows):
+    def select(self, state, rows, same_sources=False):
         return (state[0][rows],)
 
 

@@ -177,8 +177,8 @@ def _write_format_1(checkpoint, v2_folder, out):
             self.decoder = decoder
 
         def forward(self, prev_ids, hidden, cell):
-            logits, hidden, cell = self.decoder.step(prev_ids, hidden, cell)
-            return logits, torch.log_softmax(logits, dim=-1), hidden, cell, logits.argmax(-1)
+            logits, new = self.decoder.step(prev_ids, {"hidden": hidden, "cell": cell})
+            return logits, torch.log_softmax(logits, dim=-1), new["hidden"], new["cell"], logits.argmax(-1)
 
     shutil.copytree(v2_folder, out)
     model = model_from_checkpoint(load_checkpoint(checkpoint))[0]
@@ -236,5 +236,5 @@ def test_format_1_folder_with_a_format_2_field_is_refused(v1_folder, tmp_path):
 def test_attention_this_runtime_does_not_know_says_upgrade(tiny_spm_onnx, tmp_path):
     folder = _copy(tiny_spm_onnx, tmp_path)
     cfg = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**cfg, "attention": "luong"}))
-    _refused(folder, "attention 'luong'", "upgrade the runtime")
+    (folder / "config.json").write_text(json.dumps({**cfg, "attention": "bahdanau"}))
+    _refused(folder, "attention 'bahdanau'", "upgrade the runtime")

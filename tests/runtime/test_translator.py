@@ -121,7 +121,7 @@ def test_iobinding_path_on_cpu_matches_plain_run(folder, request):
     bound.encoder = EncoderSession(bound.encoder.session, "cpu", io_binding=True)
     bound.decoder = DecoderSession(bound.decoder.session, "cpu", io_binding=True)
     state = bound.encoder(*bound_inputs(bound))
-    assert all(type(x).__name__ == "OrtValue" for x in state)  # really the OrtValue path
+    assert all(type(x).__name__ == "OrtValue" for x in state.values())  # really the OrtValue path
     assert bound.translate(SENTENCES) == plain.translate(SENTENCES)
     got = bound.translate(SENTENCES[:30], beam_size=3, n_best=2, return_scores=True)
     want = plain.translate(SENTENCES[:30], beam_size=3, n_best=2, return_scores=True)

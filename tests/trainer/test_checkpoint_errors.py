@@ -111,3 +111,21 @@ def test_without_torch_the_commands_say_which_extra_to_install(program, extra):
     r = subprocess.run([PY, "-c", script], capture_output=True, text=True, env=run_env(), cwd=ROOT)
     assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert extra in r.stderr and "needs torch" in r.stderr
+
+
+def test_checkpoint_from_before_attention_loads_as_the_paper_model(tiny_ckpt, tmp_path):
+    """Checkpoints written before attention existed have no model_config["attention"]: they are
+    the paper's model, for evaluate, export and --resume alike."""
+    import torch
+
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+    from trainer.config import TrainConfig
+
+    ckpt = torch.load(tiny_ckpt, weights_only=True)
+    del ckpt["model_config"]["attention"]
+    ckpt["train_config"]["model"].pop("attention")
+    torch.save(ckpt, tmp_path / "old.pth")
+    loaded = load_checkpoint(tmp_path / "old.pth")
+    model, *_ = model_from_checkpoint(loaded)
+    assert model.cfg.attention == "none" and model.decoder.attention is None
+    assert TrainConfig.from_dict(loaded["train_config"]).model.attention == "none"

@@ -10,14 +10,14 @@ from tests.conftest import TINY
 pytestmark = pytest.mark.gpu
 
 
-@pytest.fixture(scope="module")
-def cuda_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=["none", "luong"])
+def cuda_run(request, tmp_path_factory):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device visible to torch")
     from trainer.train import TrainConfig, fit
 
     out = tmp_path_factory.mktemp("cuda")
-    result = fit(TrainConfig.from_flat(**dict(TINY, epochs=2), device="cuda", out=str(out)))
+    result = fit(TrainConfig.from_flat(**dict(TINY, epochs=2, attention=request.param), device="cuda", out=str(out)))
     return out, result
 
 

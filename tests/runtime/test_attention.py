@@ -1,0 +1,142 @@
+"""The attention model through export and the runtime: padding invariance of the graphs, one
+decoding pipeline (PyTorch evaluate == runtime), beam 1 == greedy, int8 parity, IOBinding."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from runtime import Translator
+from runtime.model_format import ModelFolderError
+from runtime.sessions import DecoderSession, EncoderSession, make_session
+from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+from trainer.data import load_corpus
+from trainer.evaluate import torch_translate
+
+SENTENCES = [s for s, _ in load_corpus("builtin:test").pairs[:40]] + ["Hello.", "Thank you!", "The cat is black."]
+# source rows of different lengths: row 0 is padded inside the batch
+ROWS = [[2, 5, 6, 3], [2] + list(range(4, 30)) + [3], [2, 9, 3], [2, 7, 8, 9, 10, 11, 3]]
+
+
+def _sessions(folder):
+    return (EncoderSession(make_session(folder / "encoder.onnx", "cpu", 1), "cpu"),
+            DecoderSession(make_session(folder / "decoder.onnx", "cpu", 1), "cpu"))
+
+
+def _batch(rows):
+    from runtime.decode import pad_batch
+
+    return pad_batch(rows)
+
+
+def _run_steps(folder, rows, prev_steps):
+    """-> log_probs per step (steps, B, V) for a fixed sequence of previous tokens."""
+    enc, dec = _sessions(folder)
+    state = enc(*_batch(rows))
+    out = []
+    for prev in prev_steps:
+        _, log_probs, state = dec.step(np.full(len(rows), prev, dtype=np.int64), state, want_log_probs=True)
+        out.append(log_probs)
+    return np.stack(out)
+
+
+def test_padding_invariance_of_the_attention_graphs(tiny_att_onnx):
+    """A sentence's log-probs over several steps are the same alone and inside a padded batch of
+    longer sentences (the padded memory positions are masked out of the attention). fp32 only:
+    int8's dynamic quantization scales each activation by its batch's range, so an int8 result
+    depends on its batch by design (the paper model's too)."""
+    folder = tiny_att_onnx
+    prevs = [2, 10, 11, 12, 13]
+    batched = _run_steps(folder, ROWS, prevs)
+    for i, row in enumerate(ROWS):
+        alone = _run_steps(folder, [row], prevs)
+        assert np.abs(alone[:, 0] - batched[:, i]).max() <= 1e-5, i
+
+
+def test_attention_weights_ignore_padding(tiny_att_run):
+    """The PyTorch model: each sentence's attention weights are zero on its padding and the same
+    alone as in the padded batch (1e-5)."""
+    model, *_ = model_from_checkpoint(load_checkpoint(tiny_att_run / "checkpoint.pth"))
+    src, lengths = (torch.from_numpy(x) for x in _batch(ROWS))
+    prev = torch.tensor([2] * len(ROWS))
+    with torch.no_grad():
+        weights = model.decoder.attention_weights(prev, model.encoder(src, lengths))  # (B, S)
+        for i, row in enumerate(ROWS):
+            alone = model.decoder.attention_weights(prev[:1], model.encoder(torch.tensor([row]), torch.tensor([len(row)])))
+            assert torch.allclose(alone[0], weights[i, : len(row)], atol=1e-5)
+            assert float(weights[i, len(row):].abs().sum()) == 0.0
+            assert abs(float(weights[i].sum()) - 1) < 1e-5
+
+
+@pytest.fixture(scope="module")
+def att(tiny_att_onnx):
+    return Translator(tiny_att_onnx, device="cpu")
+
+
+def test_runtime_equals_pytorch_through_the_one_pipeline(att, tiny_att_run):
+    """`trainer evaluate`'s decoding (PyTorch adapters) and the runtime give the same text, greedy and beam."""
+    model, sv, tv, tok = model_from_checkpoint(load_checkpoint(tiny_att_run / "checkpoint.pth"))
+    assert att.translate(SENTENCES, batch_size=16) == torch_translate(model, sv, tv, tok, SENTENCES, batch_size=16)
+    assert att.translate(SENTENCES, batch_size=16, beam_size=4) == \
+        torch_translate(model, sv, tv, tok, SENTENCES, batch_size=16, beam_size=4)
+
+
+def test_beam_1_equals_greedy_and_batching_changes_nothing(att):
+    greedy = att.translate(SENTENCES, batch_size=32)
+    beam1 = att.translate(SENTENCES, batch_size=32, beam_size=1, return_scores=True)
+    assert [h[0].text for h in beam1] == greedy
+    assert att.translate(SENTENCES, batch_size=5) == greedy
+    beam = att.translate(SENTENCES[:12], batch_size=12, beam_size=3, n_best=2, return_scores=True)
+    one_by_one = [att.translate([s], beam_size=3, n_best=2, return_scores=True)[0] for s in SENTENCES[:12]]
+    assert [[h.text for h in s] for s in beam] == [[h.text for h in s] for s in one_by_one]
+    assert np.allclose([h.score for s in beam for h in s], [h.score for s in one_by_one for h in s], atol=1e-5)
+
+
+def test_int8_attention_parity(tiny_att_onnx, tiny_att_onnx_int8):
+    """int8 follows fp32 closely: log-probs along the same inputs, and the greedy output of
+    nearly every sentence. Attention's own products (scores, context) stay fp32."""
+    from export.quantize import quantized_op_counts
+
+    prevs = [2, 10, 11, 12, 13]
+    fp32, int8 = _run_steps(tiny_att_onnx, ROWS, prevs), _run_steps(tiny_att_onnx_int8, ROWS, prevs)
+    assert np.abs(np.exp(fp32) - np.exp(int8)).max() < 0.02  # probabilities
+    same = sum(a == b for a, b in zip(Translator(tiny_att_onnx).translate(SENTENCES),
+                                       Translator(tiny_att_onnx_int8).translate(SENTENCES)))
+    assert same >= 0.9 * len(SENTENCES)
+    counts = quantized_op_counts(tiny_att_onnx_int8 / "decoder.onnx")
+    assert counts["DynamicQuantizeLSTM"] == 2 and counts["MatMulInteger"] == 3  # linear_in, linear_out, out
+
+
+@pytest.mark.parametrize("folder", ["tiny_att_onnx", "tiny_att_onnx_int8"])
+def test_iobinding_path_on_cpu_matches_plain_run(folder, request):
+    """The OrtValue path CUDA takes (memory, lengths and input feed bound as OrtValues), run on the CPU."""
+    folder = request.getfixturevalue(folder)
+    plain = Translator(folder, device="cpu")
+    bound = Translator(folder, device="cpu")
+    bound.encoder = EncoderSession(bound.encoder.session, "cpu", io_binding=True)
+    bound.decoder = DecoderSession(bound.decoder.session, "cpu", io_binding=True)
+    state = bound.encoder(*_batch(ROWS[:2]))
+    assert set(state) == {"hidden", "cell", "memory", "src_lengths", "input_feed"}
+    assert all(type(x).__name__ == "OrtValue" for x in state.values())
+    assert bound.translate(SENTENCES) == plain.translate(SENTENCES)
+    got = bound.translate(SENTENCES[:20], beam_size=3, n_best=2, return_scores=True)
+    want = plain.translate(SENTENCES[:20], beam_size=3, n_best=2, return_scores=True)
+    assert [[h.text for h in s] for s in got] == [[h.text for h in s] for s in want]
+    assert np.allclose([h.score for s in got for h in s], [h.score for s in want for h in s], atol=1e-5)
+
+
+def test_config_attention_must_match_the_graphs(tiny_onnx, tiny_att_onnx, tmp_path):
+    """config.json's attention names the decoder the graphs are: a mismatch is a clear error."""
+    import shutil
+
+    for folder, wrong in ((tiny_onnx, "luong"), (tiny_att_onnx, "none")):
+        d = tmp_path / wrong
+        shutil.copytree(folder, d)
+        cfg = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps({**cfg, "attention": wrong}))
+        with pytest.raises(ModelFolderError, match="not the graph config.json describes"):
+            Translator(d)
+    info = json.loads((tiny_att_onnx / "config.json").read_text())
+    assert info["attention"] == "luong" and info["format_version"] == 2
