@@ -79,6 +79,8 @@ def cli():
 @click.option("--epochs", default=T.epochs, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=T.batch_size, show_default=True, type=click.IntRange(1),
               help="Sentences per step, over all processes together (torchrun splits each batch).")
+@click.option("--batch-tokens", type=click.IntRange(1),
+              help="Batches by size: at most N padded source ids per step (over all processes) instead of --batch-size sentences.")
 @click.option("--lr", default=T.lr, show_default=True, type=click.FloatRange(0, min_open=True))
 @click.option("--label-smoothing", default=T.label_smoothing, show_default=True, type=click.FloatRange(0, 1, max_open=True))
 @click.option("--clip", default=T.clip, show_default=True, type=click.FloatRange(0, min_open=True))

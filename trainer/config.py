@@ -67,6 +67,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     epochs: int = 15
     batch_size: int = 32  # sentences per step, over all processes together
+    batch_tokens: int | None = None  # instead: padded source ids per step (batch_size then sizes the sort pools)
     lr: float = 4e-3
     label_smoothing: float = 0.0  # of the training loss only; validation loss and perplexity stay plain
     clip: float = 1.0

@@ -291,14 +291,29 @@ def pad(seqs) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
+def _cut_by_tokens(chunk: np.ndarray, lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
+    """Consecutive runs of chunk whose rows x longest source (the padded batch) stay within
+    batch_tokens; a sentence longer than that alone is a batch of one."""
+    groups, start, longest = [], 0, 0
+    for j, pos in enumerate(chunk):
+        longest_with = max(longest, int(lengths[pos]))
+        if j > start and (j - start + 1) * longest_with > batch_tokens:
+            groups.append(chunk[start:j])
+            start, longest_with = j, int(lengths[pos])
+        longest = longest_with
+    return groups + [chunk[start:]]
+
+
 def batch_groups(lengths: np.ndarray, batch_size: int, generator: torch.Generator | None = None,
-                 min_rows: int = 1) -> list[np.ndarray]:
+                 min_rows: int = 1, batch_tokens: int | None = None) -> list[np.ndarray]:
     """The epoch's global batches as arrays of positions.
 
     With a generator: shuffled, then sorted by source length inside pools of 50 batches so a batch
-    carries little padding, then the batches shuffled again. Without: in corpus order. A pool's
-    last batch with fewer than min_rows sentences (the number of processes, which each need a
-    share) joins the one before it; with one process nothing is merged.
+    carries little padding, then the batches shuffled again. Without: in corpus order. Batches
+    hold batch_size sentences, or with batch_tokens as many as fit that many padded source ids
+    (short sentences go in larger batches). A pool's last batch with fewer than min_rows sentences
+    (the number of processes, which each need a share) joins the one before it; with one process
+    nothing is merged.
     """
     n = len(lengths)
     pool = batch_size * 50
@@ -312,7 +327,10 @@ def batch_groups(lengths: np.ndarray, batch_size: int, generator: torch.Generato
             pools.append(chunk[np.argsort(lengths[chunk], kind="stable")])
     groups = []
     for chunk in pools:
-        cut = [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
+        if batch_tokens:
+            cut = _cut_by_tokens(chunk, lengths, batch_tokens)
+        else:
+            cut = [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
         if len(cut) > 1 and len(cut[-1]) < min_rows:
             cut[-2:] = [np.concatenate(cut[-2:])]
         groups += cut

@@ -92,15 +92,43 @@ class Decoder(nn.Module):
         if self.attention is None:
             output, (hidden, cell) = self.lstm(emb, (state["hidden"], state["cell"]))  # (B, T, H)
             return output, {"hidden": hidden, "cell": cell}
-        hidden, cell, feed = state["hidden"], state["cell"], state["input_feed"]
-        steps = []
-        for t in range(tokens.size(1)):
-            x = torch.cat([emb[:, t], feed.to(emb.dtype)], -1).unsqueeze(1)  # (B, 1, E + H)
-            output, (hidden, cell) = self.lstm(x, (hidden, cell))  # (B, 1, H)
-            attentional, _ = self.attention(output, state["memory"], state["src_lengths"])
-            feed = self.dropout(attentional.squeeze(1))  # (B, H): this step's output and next step's feed
+        if tokens.size(1) > 1:
+            return self._input_feeding_steps(emb, state)
+        x = torch.cat([emb[:, 0], state["input_feed"].to(emb.dtype)], -1).unsqueeze(1)  # (B, 1, E + H)
+        output, (hidden, cell) = self.lstm(x, (state["hidden"], state["cell"]))  # (B, 1, H)
+        attentional, _ = self.attention(output, state["memory"], state["src_lengths"])
+        feed = self.dropout(attentional)  # (B, 1, H): this step's output and the next step's feed
+        return feed, {**state, "hidden": hidden, "cell": cell, "input_feed": feed.squeeze(1)}
+
+    def _input_feeding_steps(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """emb (B, T, E) -> (B, T, H): the same computation as T calls of the one-step path, done
+        with the LSTM's own weights instead of T calls of nn.LSTM (each a oneDNN/cuDNN call with its
+        own setup, forward and backward), and the embeddings' share of the first layer's input
+        projection done for all T steps in one product."""
+        lstm, layers, size = self.lstm, self.lstm.num_layers, emb.size(-1)
+        w_ih0 = lstm.weight_ih_l0  # (4H, E + H): [embedding | input feed] columns
+        from_emb = nn.functional.linear(emb, w_ih0[:, :size], lstm.bias_ih_l0 + lstm.bias_hh_l0)  # (B, T, 4H)
+        hidden, cell = list(state["hidden"].unbind(0)), list(state["cell"].unbind(0))  # L x (B, H)
+        feed, steps = state["input_feed"], []
+        for t in range(emb.size(1)):
+            x = None
+            for k in range(layers):
+                w_hh = getattr(lstm, f"weight_hh_l{k}")
+                if k == 0:
+                    gates = from_emb[:, t] + nn.functional.linear(feed.to(emb.dtype), w_ih0[:, size:]) \
+                        + nn.functional.linear(hidden[0], w_hh)
+                else:  # nn.LSTM's dropout between layers
+                    x = nn.functional.dropout(x, lstm.dropout, self.training)
+                    gates = nn.functional.linear(x, getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"bias_ih_l{k}")) \
+                        + nn.functional.linear(hidden[k], w_hh, getattr(lstm, f"bias_hh_l{k}"))
+                i, f, g, o = gates.chunk(4, -1)  # nn.LSTM's gate order
+                cell[k] = torch.sigmoid(f) * cell[k] + torch.sigmoid(i) * torch.tanh(g)
+                hidden[k] = x = torch.sigmoid(o) * torch.tanh(cell[k])
+            attentional, _ = self.attention(x.unsqueeze(1), state["memory"], state["src_lengths"])
+            feed = self.dropout(attentional.squeeze(1))  # (B, H)
             steps.append(feed)
-        return torch.stack(steps, 1), {**state, "hidden": hidden, "cell": cell, "input_feed": feed}
+        new = {"hidden": torch.stack(hidden), "cell": torch.stack(cell), "input_feed": feed}
+        return torch.stack(steps, 1), {**state, **new}
 
     def step(self, prev: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """prev (B,) -> logits (B, V), new state."""

@@ -135,7 +135,7 @@ def train_epoch(module, opt, scaler, data: PairIds, cfg: TrainConfig, device, ge
     """
     module.train()
     start = time.perf_counter()
-    groups = batch_groups(data.src_lengths, cfg.batch_size, generator, min_rows=dist.world)
+    groups = batch_groups(data.src_lengths, cfg.batch_size, generator, min_rows=dist.world, batch_tokens=cfg.batch_tokens)
     local = []  # (loss * tokens on this process, global tokens) per step
     late = False
     with _progress(len(groups), desc, dist.main) as bar:

@@ -93,3 +93,21 @@ def test_reference_corpora_read_by_path():
     assert len(t.pairs) == 1590 and t.skipped == 0
     m = load_corpus(str(MULTI30K / "test_2016_flickr"), DataOptions(src_lang="de", tgt_lang="en"))
     assert len(m.pairs) == 1000
+
+
+def test_batches_by_token_count_cover_every_row_within_the_cap():
+    import numpy as np
+    import torch
+
+    from trainer.data import batch_groups
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 40, size=1000)
+    lengths[7] = 500  # longer than the cap: a batch of its own
+    groups = batch_groups(lengths, 32, torch.Generator().manual_seed(0), batch_tokens=400)
+    rows = np.concatenate(groups)
+    assert sorted(rows.tolist()) == list(range(1000))
+    assert all(len(g) * lengths[g].max() <= 400 for g in groups if len(g) > 1)
+    assert [len(g) for g in groups if 7 in g] == [1]
+    sizes = {int(lengths[g].max()) // 10: len(g) for g in groups}
+    assert sizes[0] > sizes[3]  # short sentences travel in bigger batches
