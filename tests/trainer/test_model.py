@@ -4,8 +4,9 @@ from trainer.model import ModelConfig, Seq2Seq
 
 
 def _model(**kw):
+    """The paper's model unless attention is asked for."""
     torch.manual_seed(0)
-    return Seq2Seq(ModelConfig(src_vocab_size=50, tgt_vocab_size=60, **kw)).eval()
+    return Seq2Seq(ModelConfig(src_vocab_size=50, tgt_vocab_size=60, **{"attention": "none", **kw})).eval()
 
 
 def test_init_is_uniform_008():
@@ -36,7 +37,7 @@ def test_teacher_forcing_one_fast_path_equals_per_step_loop():
 
 
 def test_paper_scale_builds_and_runs():
-    m = Seq2Seq(ModelConfig(src_vocab_size=1000, tgt_vocab_size=1000, emb_dim=1000, hidden_dim=1000, layers=4))
+    m = Seq2Seq(ModelConfig(src_vocab_size=1000, tgt_vocab_size=1000, emb_dim=1000, hidden_dim=1000, layers=4, attention="none"))
     assert m.encoder.lstm.num_layers == 4 and m.encoder.lstm.hidden_size == 1000
     logits = m(torch.tensor([[2, 5, 3]]), torch.tensor([3]), torch.tensor([[2, 7, 3]]))
     assert logits.shape == (1, 2, 1000)
