@@ -24,14 +24,16 @@ SAME_TRANSLATION = [
     ("Thank you very much", "thank you very much"),
     ("We were happy.", "we were happy", "We were happy"),
 ]
-# digits and capitalised names come out of the translation unchanged
-# (the paper's model has no attention: it copies through its fixed-size state, and not every
-# name or number comes through — see README "Which vocabulary")
+# digits and capitalised names come out of the translation unchanged (examples the quickstart
+# model gets right: a 15-epoch model does not copy every name or number, e.g. "Paul has 3 books."
+# comes back with a 7)
 CARRIED = [
     ("Anna lives in Boston.", ["Anna", "Boston"]),
     ("My name is Sophie.", ["Sophie"]),
     ("I have 17 red cars.", ["17"]),
-    ("Paul has 3 books.", ["Paul", "3"]),
+    ("Tom has 12 dogs.", ["Tom", "12"]),
+    ("We have 4 cars.", ["4"]),
+    ("Paul lives in Rome.", ["Paul", "Rome"]),
     ("Marie is tired.", ["Marie"]),
 ]
 
