@@ -67,9 +67,11 @@ def export_graphs(model, out_dir: Path, opset: int = DEFAULT_OPSET) -> tuple[Pat
     lengths = torch.tensor([7, 5, 2])
     with torch.no_grad():
         example = model.encoder(src, lengths)  # a state of the right shapes for tracing the decoder
-    batch_axis = {name: {STATE_AXIS.get(name, 0): "batch"} for name in dec_in}
-    dynamic = {**batch_axis, **{"new_" + n: ax for n, ax in batch_axis.items()},
-               "memory": {0: "batch", 1: "src_len"}, "log_probs": {0: "batch"}, "next_ids": {0: "batch"}}
+
+    def dynamic(name: str) -> dict:  # a tensor's dynamic axes: the batch (and the memory's source length)
+        base = name.removeprefix("new_")
+        return {0: "batch", 1: "src_len"} if base == "memory" else {STATE_AXIS.get(base, 0): "batch"}
+
     enc_path, dec_path = out_dir / ENCODER_FILE, out_dir / DECODER_FILE
     with torch.no_grad(), warnings.catch_warnings():
         # the legacy exporter is chosen on purpose (exact LSTM parity); its notices are noise here,
@@ -78,12 +80,12 @@ def export_graphs(model, out_dir: Path, opset: int = DEFAULT_OPSET) -> tuple[Pat
         torch.onnx.export(
             EncoderGraph(model.encoder).eval(), (src,), str(enc_path), dynamo=False, opset_version=opset,
             input_names=[ENCODER_INPUTS[0]], output_names=list(enc_out),
-            dynamic_axes={"src_ids": {0: "batch", 1: "src_len"}, **{n: dynamic[n] for n in enc_out}},
+            dynamic_axes={"src_ids": {0: "batch", 1: "src_len"}, **{n: dynamic(n) for n in enc_out}},
         )
         torch.onnx.export(
             DecoderStepGraph(model.decoder, dec_in[1:]).eval(), (torch.tensor([2, 5, 9]), *(example[n] for n in dec_in[1:])),
             str(dec_path), dynamo=False, opset_version=opset, input_names=list(dec_in), output_names=list(dec_out),
-            dynamic_axes={n: dynamic[n] for n in dec_in + dec_out},
+            dynamic_axes={n: dynamic(n) for n in dec_in + dec_out},
         )
     wire_sequence_lens(enc_path)
     for path in (enc_path, dec_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+
 import numpy as np
 
 try:
@@ -120,11 +121,15 @@ class _Session:
 
 
 class EncoderSession(_Session):
+    def __init__(self, session: ort.InferenceSession, device: str, io_binding: bool | None = None):
+        super().__init__(session, device, io_binding)
+        self.outputs = [o.name for o in session.get_outputs()]  # hidden, cell (, memory), as checked
+
     def __call__(self, src_ids: np.ndarray, src_lengths: np.ndarray) -> State:
         """src_ids (B, S) int64, src_lengths (B,) int64 -> the decoder's initial state: hidden and
         cell (L, B, H); with attention also memory (B, S, H), src_lengths and input_feed (B, H)
         zeros. On CUDA all of it is put on the GPU here, once per batch."""
-        names = [o.name for o in self.session.get_outputs()]  # hidden, cell (, memory), as checked
+        names = self.outputs
         inputs = {ENCODER_INPUTS[0]: src_ids, ENCODER_INPUTS[1]: src_lengths}
         if not self.bind:
             state = dict(zip(names, self.session.run(names, inputs)))

@@ -2,7 +2,7 @@
 (2015) global attention with input feeding on top of it.
 
 The decoder state is one dict whose names are the one-step decoder graph's inputs
-(runtime.model_format.state_names): hidden and cell (L, B, H); with attention also input_feed
+(runtime.model_format.decoder_inputs): hidden and cell (L, B, H); with attention also input_feed
 (B, H), memory (B, S, H) and src_lengths (B,). Everything that decodes passes it around whole.
 """
 from __future__ import annotations
@@ -94,11 +94,17 @@ class Decoder(nn.Module):
             return output, {"hidden": hidden, "cell": cell}
         if tokens.size(1) > 1:
             return self._input_feeding_steps(emb, state)
-        x = torch.cat([emb[:, 0], state["input_feed"].to(emb.dtype)], -1).unsqueeze(1)  # (B, 1, E + H)
+        feed, state, _ = self._attention_step(emb[:, 0], state)
+        return feed.unsqueeze(1), state
+
+    def _attention_step(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State, torch.Tensor]:
+        """One step with nn.LSTM (the exported path): emb (B, E) -> attentional state (B, H),
+        which is also the next step's feed, new state, attention weights (B, S)."""
+        x = torch.cat([emb, state["input_feed"].to(emb.dtype)], -1).unsqueeze(1)  # (B, 1, E + H)
         output, (hidden, cell) = self.lstm(x, (state["hidden"], state["cell"]))  # (B, 1, H)
-        attentional, _ = self.attention(output, state["memory"], state["src_lengths"])
-        feed = self.dropout(attentional)  # (B, 1, H): this step's output and the next step's feed
-        return feed, {**state, "hidden": hidden, "cell": cell, "input_feed": feed.squeeze(1)}
+        attentional, weights = self.attention(output, state["memory"], state["src_lengths"])
+        feed = self.dropout(attentional.squeeze(1))
+        return feed, {**state, "hidden": hidden, "cell": cell, "input_feed": feed}, weights.squeeze(1)
 
     def _input_feeding_steps(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """emb (B, T, E) -> (B, T, H): the same computation as T calls of the one-step path, done
@@ -137,9 +143,7 @@ class Decoder(nn.Module):
 
     def attention_weights(self, prev: torch.Tensor, state: State) -> torch.Tensor:
         """prev (B,) -> this step's attention weights over the source (B, S) (inspection, tests)."""
-        x = torch.cat([self.embedding(prev), state["input_feed"]], -1).unsqueeze(1)
-        output, _ = self.lstm(x, (state["hidden"], state["cell"]))
-        return self.attention(output, state["memory"], state["src_lengths"])[1].squeeze(1)
+        return self._attention_step(self.embedding(prev), state)[2]
 
 
 class Seq2Seq(nn.Module):
