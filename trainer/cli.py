@@ -82,6 +82,9 @@ def cli():
 @click.option("--batch-tokens", type=click.IntRange(1),
               help="Batches by size: at most N padded source ids per step (over all processes) instead of --batch-size sentences.")
 @click.option("--lr", default=T.lr, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Multiply the learning rate by this after each epoch whose validation loss is not a new best "
+                   "(torch's ReduceLROnPlateau, patience 0).")
 @click.option("--label-smoothing", default=T.label_smoothing, show_default=True, type=click.FloatRange(0, 1, max_open=True))
 @click.option("--clip", default=T.clip, show_default=True, type=click.FloatRange(0, min_open=True))
 @click.option("--teacher-forcing", default=T.teacher_forcing, show_default=True, type=click.FloatRange(0, 1),

@@ -72,6 +72,7 @@ class TrainConfig:
     batch_tokens: int | None = None  # instead: padded source ids per step (batch_size then sizes the sort pools)
     lr: float = 3e-3
     label_smoothing: float = 0.0  # of the training loss only; validation loss and perplexity stay plain
+    lr_decay: float | None = None  # lr *= lr_decay after each validation loss that is not a new best
     clip: float = 1.0
     teacher_forcing: float = 1.0  # measured default: see README "Teacher forcing"
     patience: int | None = 3  # epochs without a better validation loss before stopping

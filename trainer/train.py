@@ -276,6 +276,10 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
         module = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
     # fused: one kernel for all parameters (an isolated step loop on 2 CPU cores: 4,271 -> 4,521 tgt tok/s)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+    # decay on plateau (OpenNMT-py's and the paper's halving, driven by validation): stepped with each
+    # validation loss; the lr itself lives in the optimizer's state, the counters in last.pth
+    plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_decay, patience=0, threshold=0)
+               if cfg.lr_decay else None)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None  # mixed precision on CUDA
     # the batch order: one generator, the same on every process (so global batches agree)
     shuffle = torch.Generator().manual_seed(cfg.seed)
@@ -287,6 +291,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
     if state:
         model.load_state_dict(state["model_state"])
         opt.load_state_dict(state["optimizer_state"])
+        if plateau and state.get("lr_schedule"):
+            plateau.load_state_dict(state["lr_schedule"])
         # the saved batch order goes on for every process; rank 0 also gets its dropout stream back
         # (a run resumed by another number of processes: the same batches, fresh masks elsewhere)
         shuffle.set_state(state["rng"]["shuffle"])
@@ -332,6 +338,10 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
             bad_epochs += 1
         log(f"epoch {epoch:3d}  train loss {train_loss:.4f}  valid loss {valid_loss:.4f}  ppl {row['valid_ppl']:8.2f}  "
             f"{seconds:6.1f}s  {row['tgt_tokens_per_s']:8.0f} tgt tok/s" + ("  *best" if improved else ""))
+        if plateau:
+            plateau.step(valid_loss)
+            if not improved:
+                log(f"learning rate -> {opt.param_groups[0]['lr']:.3g}")
         if late:
             log(f"time budget of {cfg.time_budget:g}s spent")
         if not dist.main:
@@ -342,7 +352,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
         rng = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
         atomic_save(new_checkpoint(**common, model_state=model_state, metrics=row, optimizer_state=opt.state_dict(),
                                    epoch=epoch, rng=rng, best_valid_loss=best_loss, bad_epochs=bad_epochs,
-                                   history=history), out / LAST_NAME)
+                                   history=history, lr_schedule=plateau.state_dict() if plateau else None),
+                    out / LAST_NAME)
         _write_csv(out / "metrics.csv", METRIC_FIELDS, history)
         _write_csv(out / STEPS_NAME, ("epoch", "step", "loss", "tokens"), step_rows)
         _plot_losses(out, history)
