@@ -31,16 +31,19 @@ def main() -> None:
     quality = OUT / "quality.json"
     if quality.exists():
         curves = json.loads(quality.read_text())["curves"]
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        for name, pts in curves.items():
-            if len(pts) < 2:  # single-slice ablations
-                continue
-            ax.plot([p["train_s"] for p in pts], [p["bleu"] for p in pts], marker="o", label=name)
-        ax.set_xlabel("training wall-clock (s, 2 CPU cores)")
-        ax.set_ylabel("BLEU (greedy, test)")
-        ax.set_title("BLEU vs training time (test sets, greedy)")
-        ax.legend()
-        ax.grid(alpha=0.3)
+        curves = {k: v for k, v in curves.items() if len(v) >= 2}  # single-slice ablations have no curve
+        tasks = list(dict.fromkeys(k.split(" | ")[0] for k in curves))
+        fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+        for ax, task in zip(axes[0], tasks):
+            for name, pts in curves.items():
+                if name.startswith(task + " | "):
+                    ax.plot([p["train_s"] / 60 for p in pts], [p["bleu"] for p in pts], marker="o",
+                            label=name.split(" | ")[1])
+            ax.set_title(task, fontsize=10)
+            ax.set_xlabel("training minutes (2 CPU cores)")
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("BLEU (greedy, test)")
         fig.tight_layout()
         fig.savefig(DOCS / "bleu_vs_time.png", dpi=110)
     print(json.dumps({"charts": [p.name for p in DOCS.glob("*.png")]}))
