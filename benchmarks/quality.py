@@ -20,6 +20,7 @@ import sys
 import time
 
 from common import MULTI30K, OUT, TATOEBA, emit, machine, require_shared, run
+from runtime.atomic import atomic_write
 
 TASKS = {
     "tatoeba en-fr": dict(data=TATOEBA / "train.tsv", valid=TATOEBA / "valid.tsv", test=TATOEBA / "test.tsv", src="en", tgt="fr"),
@@ -53,9 +54,8 @@ def save(store, key: str, **entries) -> None:
     for section, value in entries.items():
         saved.setdefault(section, {})[key] = value
     saved["machine"] = machine()
-    tmp = store.with_suffix(".tmp")
-    tmp.write_text(json.dumps(saved, indent=1, ensure_ascii=False))
-    tmp.replace(store)
+    with atomic_write(store) as f:
+        f.write(json.dumps(saved, indent=1, ensure_ascii=False))
 
 
 def markdown(saved: dict) -> str:

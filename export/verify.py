@@ -63,6 +63,11 @@ def _encode_batch(texts, tokenizer, vocab, cfg):
     return batch, lengths, caps
 
 
+def _relative(err: np.ndarray, ref: np.ndarray) -> float:
+    """max of |error| / max(1, |reference|): for values whose float32 rounding grows with them."""
+    return float((err / np.maximum(1.0, np.abs(ref))).max())
+
+
 def check_graphs(*paths: Path) -> None:
     import onnx
 
@@ -93,7 +98,7 @@ def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) 
         # unlikely tokens (~ -50 in a trained model): float32 rounding grows with them, so both are
         # held to 1e-4 relative to max(1, |value|); hidden and memory (in [-1, 1]) absolute
         diffs = {name: float(np.abs(th[name].numpy() - ort_state[name]).max()) for name in ("hidden", "memory") if name in th}
-        diffs.update(cell=float(cell_err.max()), cell_scaled=float((cell_err / np.maximum(1.0, np.abs(cell))).max()))
+        diffs.update(cell=float(cell_err.max()), cell_scaled=_relative(cell_err, cell))
         # PyTorch's greedy ids through the runtime's own loop, with the model behind its adapters
         torch_ids = greedy_search(torch_enc, torch_dec, src, lengths, caps)
         # log-probs along PyTorch's own greedy path, step by step, each side from its own state
@@ -104,7 +109,7 @@ def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) 
             _, ort_log_probs, ort_state = dec.step(prev, ort_state, want_log_probs=True)
             err = np.abs(th_log_probs - ort_log_probs)
             diff = max(diff, float(err.max()))
-            scaled = max(scaled, float((err / np.maximum(1.0, np.abs(th_log_probs))).max()))
+            scaled = max(scaled, _relative(err, th_log_probs))
             prev = next_ids
         diffs.update(log_probs=diff, log_probs_scaled=scaled)
     ort_ids = greedy_search(enc, dec, src, lengths, caps)
