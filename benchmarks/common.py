@@ -48,7 +48,8 @@ def peak_rss_mb() -> float:
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # ROOT first, then whatever the caller had (e.g. a carried onnxruntime-gpu on a lent GPU machine)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
     return subprocess.run(cmd, env=env, cwd=ROOT, text=True, capture_output=True, check=True, **kw)
 
 

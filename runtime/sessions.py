@@ -7,6 +7,9 @@ each step.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import os
 import tempfile
 
@@ -21,6 +24,10 @@ from runtime.model_format import ENCODER_INPUTS, select_rows
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+# onnxruntime's CUDA provider multiplies float32 in TF32 (10-bit mantissa) by default on Ampere and
+# later; full float32 keeps CUDA's translations those of the CPU and of the exported checkpoint
+# (near-ties flip otherwise). The small LSTM steps are launch-bound, so TF32 would save little.
+CUDA_OPTIONS = {"use_tf32": "0"}
 
 
 class DeviceError(Exception):
@@ -61,6 +68,23 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+@functools.cache
+def load_cuda_libraries() -> str:
+    """Loads the CUDA and cuDNN libraries of the nvidia-* pip packages (onnxruntime-gpu[cuda,cudnn])
+    into the process, once: onnxruntime finds them only once loaded, which `import torch` does for
+    a trainer but nothing does on a torch-free deployment. -> what failed to load ('' if nothing).
+    onnxruntime prints its complaints on stdout, the CLI's output, so they are kept for our error."""
+    if not hasattr(ort, "preload_dlls"):  # onnxruntime < 1.21: the libraries come from the system paths
+        return ""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            ort.preload_dlls()
+        except (OSError, RuntimeError) as e:
+            print(f"Failed to load the CUDA libraries: {e}")
+    return next((line.strip() for line in printed.getvalue().splitlines() if line.startswith("Failed to load")), "")
+
+
 def make_session(model: bytes | os.PathLike | str, device: str, threads: int | None) -> ort.InferenceSession:
     """A session over the graph's bytes (as hashed by the folder check) or a path.
 
@@ -73,7 +97,8 @@ def make_session(model: bytes | os.PathLike | str, device: str, threads: int | N
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    providers = [CUDA, CPU] if device == "cuda" else [CPU]
+    providers = [(CUDA, CUDA_OPTIONS), CPU] if device == "cuda" else [CPU]
+    failed = load_cuda_libraries() if device == "cuda" else ""
     if not isinstance(model, bytes):
         with open(model, "rb") as f:
             model = f.read()
@@ -82,7 +107,8 @@ def make_session(model: bytes | os.PathLike | str, device: str, threads: int | N
         session = ort.InferenceSession(model, sess_options=opts, providers=providers)
     if device == "cuda" and CUDA not in session.get_providers():
         # onnxruntime-gpu falls back to CPU quietly when the CUDA libraries don't load
-        raise DeviceError("device cuda: onnxruntime could not start the CUDA provider (CUDA/cuDNN libraries missing?)")
+        raise DeviceError("device cuda: onnxruntime could not start the CUDA provider ("
+                          + (failed.split(":")[0] if failed else "CUDA/cuDNN libraries missing?") + ")")
     return session
 
 

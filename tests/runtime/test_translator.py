@@ -110,6 +110,27 @@ def test_explicit_cuda_without_provider_is_a_clear_error(tiny_onnx):
     assert t.device == "cpu" and t.notice is None  # a CPU build where nobody asked for CUDA: no notice
 
 
+def test_cuda_library_preload_keeps_stdout_clean_and_names_what_failed(monkeypatch, capsys):
+    """onnxruntime's preload_dlls prints its failures on stdout (the CLI's translations): they
+    become the first failure, for the one-line error, and nothing reaches stdout."""
+    from runtime import sessions
+
+    def preload_dlls():
+        print("Failed to load /site/nvidia/cudnn/lib/libcudnn.so.9: cannot open shared object file")
+        print("Failed to load libcublas.so.13: cannot open shared object file")
+
+    monkeypatch.setattr(sessions.ort, "preload_dlls", preload_dlls, raising=False)
+    failed = sessions.load_cuda_libraries.__wrapped__()
+    assert failed.startswith("Failed to load /site/nvidia/cudnn/lib/libcudnn.so.9:")
+    assert capsys.readouterr().out == ""
+
+    def missing_directory():
+        raise RuntimeError("Invalid parameter of directory")
+
+    monkeypatch.setattr(sessions.ort, "preload_dlls", missing_directory, raising=False)
+    assert "Invalid parameter" in sessions.load_cuda_libraries.__wrapped__()
+
+
 @pytest.mark.parametrize("folder", ["tiny_onnx", "tiny_onnx_int8"])
 def test_iobinding_path_on_cpu_matches_plain_run(folder, request):
     """The IOBinding/OrtValue code that CUDA uses, run with the device set to cpu: only the CUDA
@@ -145,7 +166,10 @@ def test_cuda_iobinding_matches_cpu(tiny_onnx):
     assert gpu.device == "cuda"
     cpu = Translator(tiny_onnx, device="cpu")
     assert gpu.translate(SENTENCES) == cpu.translate(SENTENCES)
-    assert gpu.translate(SENTENCES, beam_size=3) == cpu.translate(SENTENCES, beam_size=3)
+    got = gpu.translate(SENTENCES, beam_size=3, n_best=2, return_scores=True)
+    want = cpu.translate(SENTENCES, beam_size=3, n_best=2, return_scores=True)
+    assert [[h.text for h in s] for s in got] == [[h.text for h in s] for s in want]
+    assert np.allclose([h.score for s in got for h in s], [h.score for s in want for h in s], atol=1e-4)
 
 
 def test_int8_folder_translates(tiny_onnx_int8):
