@@ -71,7 +71,7 @@ def usable_cores() -> int:
 @functools.cache
 def load_cuda_libraries() -> str:
     """Loads the CUDA and cuDNN libraries of the nvidia-* pip packages (onnxruntime-gpu[cuda,cudnn])
-    into the process, once: onnxruntime finds them only once loaded, which `import torch` does for
+    into the process, once: onnxruntime finds them only once loaded, which importing torch does for
     a trainer but nothing does on a torch-free deployment. -> what failed to load ('' if nothing).
     onnxruntime prints its complaints on stdout, the CLI's output, so they are kept for our error."""
     if not hasattr(ort, "preload_dlls"):  # onnxruntime < 1.21: the libraries come from the system paths

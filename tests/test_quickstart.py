@@ -20,7 +20,7 @@ API_EXAMPLES = [(a, b) for a, b in re.findall(r"^t\.translate\((.+?)\)\s+#\s*(.+
 # written forms that must not change the translation: final punctuation, first-letter case
 SAME_TRANSLATION = [
     ("She is tired.", "she is tired", "She is tired"),
-    ("The cat is black.", "the cat is black", "The cat is black"),
+    ("We are tired.", "we are tired", "We are tired"),
     ("Thank you very much", "thank you very much"),
     ("We were happy.", "we were happy", "We were happy"),
 ]
@@ -32,7 +32,7 @@ CARRIED = [
     ("My name is Sophie.", ["Sophie"]),
     ("I have 17 red cars.", ["17"]),
     ("Tom has 12 dogs.", ["Tom", "12"]),
-    ("We have 4 cars.", ["4"]),
+    ("We have 5 dogs.", ["5"]),
     ("Paul lives in Rome.", ["Paul", "Rome"]),
     ("Marie is tired.", ["Marie"]),
 ]

@@ -5,6 +5,7 @@ import os
 import sys
 
 import click
+from click.core import ParameterSource
 
 from runtime.cli import require, version_option
 from trainer.config import DataConfig, ModelConfig, TrainConfig
@@ -77,10 +78,11 @@ def cli():
 @click.option("--max-source-len", default=M.max_source_len, show_default=True, type=click.IntRange(3),
               help="Source ids incl. <sos>/<eos>; longer sentences are truncated.")
 @click.option("--epochs", default=T.epochs, show_default=True, type=click.IntRange(1))
+@click.option("--batch-tokens", default=T.batch_tokens, show_default=True, type=click.IntRange(0),
+              help="Batches by size: at most N padded source ids per step, over all processes together "
+                   "(torchrun splits each batch); 0: --batch-size sentences per step instead.")
 @click.option("--batch-size", default=T.batch_size, show_default=True, type=click.IntRange(1),
-              help="Sentences per step, over all processes together (torchrun splits each batch).")
-@click.option("--batch-tokens", type=click.IntRange(1),
-              help="Batches by size: at most N padded source ids per step (over all processes) instead of --batch-size sentences.")
+              help="Sentences per step when --batch-tokens is 0; given alone, it sets --batch-tokens 0.")
 @click.option("--lr", default=T.lr, show_default=True, type=click.FloatRange(0, min_open=True))
 @click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Multiply the learning rate by this after each epoch whose validation loss is not a new best "
@@ -114,6 +116,11 @@ def fit(resume, force, **options):
     """
     from trainer.train import fit as run_fit
 
+    ctx = click.get_current_context()
+    size_alone = (ctx.get_parameter_source("batch_size") is not ParameterSource.DEFAULT
+                  and ctx.get_parameter_source("batch_tokens") is ParameterSource.DEFAULT)
+    if size_alone:  # sentence batches, as --batch-size meant before batches by size were the default
+        options["batch_tokens"] = 0
     best = run_fit(TrainConfig.from_flat(**options), resume=resume, log=click.echo, force=force)
     if best:
         click.echo(f"best epoch {best['epoch']}: valid loss {best['valid_loss']:.4f}, ppl {best['valid_ppl']:.2f} "

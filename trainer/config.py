@@ -68,8 +68,11 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     epochs: int = 15
-    batch_size: int = 64  # sentences per step, over all processes together
-    batch_tokens: int | None = None  # instead: padded source ids per step (batch_size then sizes the sort pools)
+    # batches by size: at most batch_tokens padded source ids per step, over all processes together
+    # (measured: README "Which model"); None: batch_size sentences per step. batch_size also sizes
+    # the pools that batches are sorted by length in (50 batches each)
+    batch_size: int = 64
+    batch_tokens: int | None = 544
     lr: float = 3e-3
     label_smoothing: float = 0.0  # of the training loss only; validation loss and perplexity stay plain
     lr_decay: float | None = None  # lr *= lr_decay after each validation loss that is not a new best
@@ -85,6 +88,8 @@ class TrainConfig:
     def from_flat(cls, **options) -> "TrainConfig":
         """The CLI's flat options (--data, --emb-dim, --epochs, ...) -> the nested config."""
         options = dict(options)
+        if options.get("batch_tokens") == 0:  # --batch-tokens 0: sentence batches
+            options["batch_tokens"] = None
         if "data" in options and not isinstance(options["data"], (dict, DataConfig)):
             options["source"] = options.pop("data")
         parts = {}
@@ -102,6 +107,7 @@ class TrainConfig:
             d.pop("model"), d.pop("data")
         d.setdefault("vocab", "word")  # saved before subwords existed
         d.setdefault("attention", "none")  # saved before attention existed
+        d.setdefault("batch_tokens", None)  # saved when sentence batches were the only kind
         return cls.from_flat(**d)
 
 

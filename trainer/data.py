@@ -291,13 +291,14 @@ def pad(seqs) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
-def _cut_by_tokens(chunk: np.ndarray, lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
+def _cut_by_tokens(chunk: np.ndarray, lengths: np.ndarray, batch_tokens: int, min_rows: int) -> list[np.ndarray]:
     """Consecutive runs of chunk whose rows x longest source (the padded batch) stay within
-    batch_tokens; a sentence longer than that alone is a batch of one."""
+    batch_tokens, but never fewer than min_rows sentences (one per process) even if that
+    exceeds it."""
     groups, start, longest = [], 0, 0
     for j, pos in enumerate(chunk):
         longest_with = max(longest, int(lengths[pos]))
-        if j > start and (j - start + 1) * longest_with > batch_tokens:
+        if j - start >= min_rows and (j - start + 1) * longest_with > batch_tokens:
             groups.append(chunk[start:j])
             start, longest_with = j, int(lengths[pos])
         longest = longest_with
@@ -328,7 +329,7 @@ def batch_groups(lengths: np.ndarray, batch_size: int, generator: torch.Generato
     groups = []
     for chunk in pools:
         if batch_tokens:
-            cut = _cut_by_tokens(chunk, lengths, batch_tokens)
+            cut = _cut_by_tokens(chunk, lengths, batch_tokens, min_rows)
         else:
             cut = [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
         if len(cut) > 1 and len(cut[-1]) < min_rows:

@@ -32,6 +32,33 @@ def test_bad_data_is_one_line_error_and_keeps_existing_output(tmp_path, content,
     assert (out / "checkpoint.pth").read_bytes() == b"previous"
 
 
+@pytest.mark.parametrize("args,batch_tokens,batch_size", [
+    ([], 544, 64),                                         # the default: batches by size
+    (["--batch-tokens", "1000"], 1000, 64),
+    (["--batch-tokens", "0"], None, 64),                   # sentence batches of --batch-size
+    (["--batch-size", "32"], None, 32),                    # --batch-size alone: sentence batches, as before
+    (["--batch-size", "32", "--batch-tokens", "800"], 800, 32),
+])
+def test_fit_batching_options(monkeypatch, tmp_path, args, batch_tokens, batch_size):
+    import trainer.train
+
+    seen = []
+    monkeypatch.setattr(trainer.train, "fit", lambda cfg, **kw: seen.append(cfg))
+    r = _invoke("fit", "--out", str(tmp_path), *args)
+    assert r.exit_code == 0, r.output
+    assert (seen[0].batch_tokens, seen[0].batch_size) == (batch_tokens, batch_size)
+
+
+def test_config_saved_before_token_batches_keeps_sentence_batches():
+    from dataclasses import asdict
+
+    from trainer.config import TrainConfig
+
+    assert TrainConfig.from_dict({"batch_size": 32, "epochs": 1}).batch_tokens is None  # saved before the field
+    assert TrainConfig.from_dict(asdict(TrainConfig(batch_tokens=700))).batch_tokens == 700
+    assert TrainConfig.from_dict(asdict(TrainConfig(batch_tokens=None))).batch_tokens is None
+
+
 def test_skipped_rows_counted_in_one_warning(tmp_path):
     f = tmp_path / "p.tsv"
     f.write_text("hello\tbonjour\n\tnothing\nonly one column\n" + "thank you\tmerci\n" * 5, encoding="utf-8")

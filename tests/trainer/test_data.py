@@ -103,7 +103,7 @@ def test_batches_by_token_count_cover_every_row_within_the_cap():
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, 40, size=1000)
-    lengths[7] = 500  # longer than the cap: a batch of its own
+    lengths[7] = 500  # longer than the cap: a batch of its own (with one process)
     groups = batch_groups(lengths, 32, torch.Generator().manual_seed(0), batch_tokens=400)
     rows = np.concatenate(groups)
     assert sorted(rows.tolist()) == list(range(1000))
@@ -111,3 +111,19 @@ def test_batches_by_token_count_cover_every_row_within_the_cap():
     assert [len(g) for g in groups if 7 in g] == [1]
     sizes = {int(lengths[g].max()) // 10: len(g) for g in groups}
     assert sizes[0] > sizes[3]  # short sentences travel in bigger batches
+
+
+def test_batches_by_token_count_give_every_process_a_share():
+    """Long sentences fit few to a batch; with 8 processes each batch still needs 8 sentences,
+    or a process would get none (the cap then gives way)."""
+    import numpy as np
+    import torch
+
+    from trainer.data import batch_groups
+
+    lengths = np.full(200, 100)
+    lengths[:50] = 5
+    groups = batch_groups(lengths, 32, torch.Generator().manual_seed(0), min_rows=8, batch_tokens=544)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(200))
+    assert min(len(g) for g in groups) >= 8
+    assert max(len(g) for g in groups if lengths[g].max() == 5) > 8  # short ones still in bigger batches

@@ -14,8 +14,8 @@ import torch
 from tests.conftest import PY, ROOT, run_env
 
 # dropout 0: the only randomness left is the batch order, which is the same for any world size
-OPTIONS = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, dropout=0.0, epochs=2, batch_size=32, seed=3,
-               patience=100)
+OPTIONS = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, dropout=0.0, epochs=2, batch_size=32,
+               batch_tokens=256, seed=3, patience=100)  # batches by size, as by default
 HERE = Path(__file__).parent
 
 
