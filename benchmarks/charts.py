@@ -7,6 +7,16 @@ import sys
 from common import OUT, ROOT
 
 DOCS = ROOT / "docs"
+# quality.json's configuration tags, as the legend says them
+TAGS = {" small": ", 64-sentence batches", " defaults": ", 64-sentence batches (rerun)",
+        " tokens544": ", 544-token batches (default)", " ls0.1": ", 64 sentences, label smoothing 0.1"}
+
+
+def legend(config: str) -> str:
+    for tag, words in TAGS.items():
+        if config.endswith(tag):
+            return config[: -len(tag)] + words
+    return config
 
 
 def main() -> None:
@@ -38,7 +48,7 @@ def main() -> None:
             for name, pts in curves.items():
                 if name.startswith(task + " | "):
                     ax.plot([p["train_s"] / 60 for p in pts], [p["bleu"] for p in pts], marker="o",
-                            label=name.split(" | ")[1])
+                            label=legend(name.split(" | ")[1]))
             ax.set_title(task, fontsize=10)
             ax.set_xlabel("training minutes (2 CPU cores)")
             ax.legend(fontsize=7)
