@@ -30,7 +30,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
     import onnxruntime
     import torch
 
-    from export.quantize import float_weight_ops, quantize_int8, quantized_op_counts
+    from export.quantize import float_weight_ops, quantize_int8, quantized_op_counts, wide_int8_weights
     from export.verify import VerificationError, assert_parity, check_graphs, compare, greedy_ids, sample_sentences
     from trainer.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -64,6 +64,9 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
             left = float_weight_ops(enc) + float_weight_ops(dec)
             if left:
                 raise ExportError(f"int8 quantization left fp32 weights in {left} ops")
+            wide = wide_int8_weights(enc) + wide_int8_weights(dec)
+            if wide:
+                raise ExportError(f"int8 weights {wide[:3]} exceed 7 bits: they could saturate on CPUs without VNNI")
             if verify:
                 check_graphs(enc, dec)
                 int8_ids = greedy_ids(enc, dec, texts, tokenizer, src_vocab, cfg)

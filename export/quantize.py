@@ -8,6 +8,12 @@ from pathlib import Path
 # LSTM and MatMul carry nearly all weights; the output projection is a MatMul because the
 # decoder applies its Linear to a (B, 1, H) tensor (onnxruntime does not quantize Gemm dynamically).
 QUANTIZED_OPS = ["LSTM", "MatMul"]
+# Weights are quantized to 7 bits (reduce_range). On x86 CPUs without VNNI, onnxruntime multiplies
+# uint8 activations by int8 weights with vpmaddubsw, which adds two products in int16: 2 x 255 x 127
+# overflows it and saturates, 2 x 255 x 64 = 32,640 does not. With 7-bit weights the integer
+# arithmetic is exact on every x86 CPU, so a folder translates the same on all of them (8-bit weights
+# gave a 0.085 probability error on an AVX2 CPU against 0.003 on a VNNI one: docs/benchmarks.md).
+WEIGHT_LIMIT = 64
 
 
 @contextlib.contextmanager
@@ -34,7 +40,7 @@ def quantize_int8(src: Path, dst: Path) -> None:
         # MatMulConstBOnly: only products with a weight matrix; attention's two activation x
         # activation products (scores, context) stay fp32, where int8 would only add error
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS,
-                         extra_options={"MatMulConstBOnly": True})
+                         reduce_range=True, extra_options={"MatMulConstBOnly": True})
 
 
 def quantized_op_counts(path: Path) -> dict[str, int]:
@@ -55,3 +61,15 @@ def float_weight_ops(path: Path) -> list[str]:
     m = onnx.load(str(path))
     inits = {i.name for i in m.graph.initializer if len(i.dims) >= 2 and i.data_type == onnx.TensorProto.FLOAT}
     return [n.op_type for n in m.graph.node if n.op_type in ("LSTM", "MatMul", "Gemm") and any(x in inits for x in n.input)]
+
+
+def wide_int8_weights(path: Path) -> list[str]:
+    """int8 weights beyond WEIGHT_LIMIT in magnitude: those could saturate on CPUs without VNNI
+    (should be empty)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    return [i.name for i in m.graph.initializer if i.data_type == onnx.TensorProto.INT8
+            and np.abs(numpy_helper.to_array(i).astype(np.int32)).max(initial=0) > WEIGHT_LIMIT]

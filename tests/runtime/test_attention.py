@@ -94,19 +94,51 @@ def test_beam_1_equals_greedy_and_batching_changes_nothing(att):
     assert np.allclose([h.score for s in beam for h in s], [h.score for s in one_by_one for h in s], atol=1e-5)
 
 
-def test_int8_attention_parity(tiny_att_onnx, tiny_att_onnx_int8):
-    """int8 follows fp32 closely: log-probs along the same inputs, and the greedy output of
-    nearly every sentence. Attention's own products (scores, context) stay fp32."""
-    from export.quantize import quantized_op_counts
+def _forced_log_probs(folder, src, lengths, paths):
+    """Each row stepped along the token path given (teacher forcing) -> log_probs (T, B, V)."""
+    enc, dec = _sessions(folder)
+    state, prev, out = enc(src, lengths), np.full(len(src), 2, dtype=np.int64), []
+    for t in range(paths.shape[1]):
+        _, log_probs, state = dec.step(prev, state, want_log_probs=True)
+        out.append(log_probs)
+        prev = paths[:, t]
+    return np.stack(out)
 
-    prevs = [2, 10, 11, 12, 13]
-    fp32, int8 = _run_steps(tiny_att_onnx, ROWS, prevs), _run_steps(tiny_att_onnx_int8, ROWS, prevs)
-    assert np.abs(np.exp(fp32) - np.exp(int8)).max() < 0.02  # probabilities
-    same = sum(a == b for a, b in zip(Translator(tiny_att_onnx).translate(SENTENCES),
-                                       Translator(tiny_att_onnx_int8).translate(SENTENCES)))
-    assert same >= 0.9 * len(SENTENCES)
+
+def test_int8_attention_parity(tiny_att_onnx, tiny_att_onnx_int8):
+    """int8 follows fp32 by what int8 rounding allows, on any x86 CPU.
+
+    Why it holds on every CPU: all int8 weights fit 7 bits, so no u8 x s8 product pair overflows the
+    int16 adds of CPUs without VNNI (2 x 255 x 64 < 2^15) and the integer arithmetic is exact
+    everywhere (checked under QEMU as AVX2 and AVX-512-without-VNNI CPUs: the same numbers as with VNNI).
+    The bounds, from the rounding: a logit is a sum of H = 32 products, each moved by at most half a
+    weight step (7 bits: |W|max / 64) and half an activation step (8 bits over the range, ~2/255); as
+    errors of random sign add up as sqrt(H), six standard deviations are ~0.044 for these sizes. Softmax
+    moves a probability by at most p(1 - p) x 2 x that (<= 0.022), a log-probability by at most 2 x that
+    (0.09); so wherever fp32's best token leads the next by more than 0.18, int8 picks it too.
+    Attention's own products (scores, context) stay fp32."""
+    from export.quantize import quantized_op_counts, wide_int8_weights
+    from runtime.decode import greedy_search
+
+    for graph in ("encoder.onnx", "decoder.onnx"):
+        assert wide_int8_weights(tiny_att_onnx_int8 / graph) == []
     counts = quantized_op_counts(tiny_att_onnx_int8 / "decoder.onnx")
     assert counts["DynamicQuantizeLSTM"] == 2 and counts["MatMulInteger"] == 3  # linear_in, linear_out, out
+    prevs = [2, 10, 11, 12, 13]
+    fp32, int8 = _run_steps(tiny_att_onnx, ROWS, prevs), _run_steps(tiny_att_onnx_int8, ROWS, prevs)
+    assert np.abs(np.exp(fp32) - np.exp(int8)).max() < 0.022  # probabilities
+    # real sentences, both graphs stepped along fp32's own greedy path
+    translator = Translator(tiny_att_onnx)
+    src, lengths = _batch([translator.encode(s)[0] for s in SENTENCES])
+    paths = greedy_search(*_sessions(tiny_att_onnx), src, lengths, np.full(len(src), 20))
+    forced = np.array([(p + [3] * 20)[:20] for p in paths])  # (B, 20), <eos> after the end
+    fp32 = _forced_log_probs(tiny_att_onnx, src, lengths, forced)
+    int8 = _forced_log_probs(tiny_att_onnx_int8, src, lengths, forced)
+    live = np.arange(20)[:, None] <= np.array([len(p) for p in paths])[None, :]  # (T, B): up to each row's <eos>
+    top2 = np.sort(fp32, axis=-1)[..., -2:]
+    clear = live & (top2[..., 1] - top2[..., 0] > 0.18)
+    assert clear.sum() >= 100  # enough steps to mean something
+    assert (fp32.argmax(-1) == int8.argmax(-1))[clear].all()
 
 
 @pytest.mark.parametrize("folder", ["tiny_att_onnx", "tiny_att_onnx_int8"])
