@@ -74,6 +74,7 @@ def main() -> None:
     print(f"corpus {corpus}: {args.pairs:,} pairs, {size / 1e6:.1f} MB", file=sys.stderr)
 
     # the cache build alone, with 1 and with all worker processes (fresh cache folders)
+    from runtime.prepare import TextConfig
     from runtime.tokenizer import Tokenizer
     from trainer import token_cache
     from trainer.data import DataOptions, cached_tokens
@@ -83,7 +84,7 @@ def main() -> None:
         folder = OUT / f"big-cache-w{workers}"
         subprocess.run(["rm", "-rf", str(folder)], check=True)
         start = time.perf_counter()
-        cache = cached_tokens(str(corpus), DataOptions(), Tokenizer(), folder, workers)
+        cache = cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), folder, workers)
         seconds = time.perf_counter() - start
         build[workers] = {"seconds": round(seconds, 1), "pairs_per_s": round(len(cache) / seconds),
                           "cache_mb": round(sum(p.stat().st_size for p in cache.folder.iterdir()) / 1e6, 1)}

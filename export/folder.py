@@ -32,7 +32,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
 
     from export.quantize import float_weight_ops, quantize_int8, quantized_op_counts, wide_int8_weights
     from export.verify import VerificationError, assert_parity, check_graphs, compare, greedy_ids, sample_sentences
-    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint, text_config
 
     out_dir = Path(out_dir)
     if not Path(checkpoint).is_file():  # the user's input first, then where the output goes
@@ -44,6 +44,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
         raise ExportError(f"{out_dir} exists; pass --force to replace it")
     ckpt = load_checkpoint(checkpoint)
     model, src_vocab, tgt_vocab, tokenizer = model_from_checkpoint(ckpt)
+    text = text_config(ckpt)
     cfg = model.cfg
     report = Report()
 
@@ -83,7 +84,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset
             src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), emb_dim=cfg.emb_dim,
             hidden_dim=cfg.hidden_dim, layers=cfg.layers, reverse_source=cfg.reverse_source,
             max_source_len=cfg.max_source_len, opset=opset, quantization=quantize, attention=cfg.attention,
-            decoding=DecodingDefaults(),
+            decoding=DecodingDefaults(), text=text,
             producer={"name": "seq2seq-edge export", "torch": torch.__version__, "onnx": onnx.__version__,
                       "onnxruntime": onnxruntime.__version__, "checkpoint": Path(checkpoint).name,
                       "checkpoint_metrics": dict(ckpt.get("metrics", {}))},

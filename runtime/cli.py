@@ -162,9 +162,12 @@ def cli():
 @click.option("--length-penalty", type=click.FloatRange(0), callback=_finite,
               help="alpha: scores are log p / length**alpha (default 0).")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines: one object per input line, with scores.")
+@click.option("--split/--no-split", default=True, show_default=True,
+              help="Split each line into sentences (translated together, joined with the original spacing); "
+                   "--no-split translates each line whole.")
 @version_option()
 def translate(texts, input_path, output_path, model, device, batch_size, max_len, threads, beam, n_best, length_penalty,
-              as_json):
+              as_json, split):
     """Translate TEXTS (or --input FILE, or lines piped to stdin) to the model's target language.
 
     \b
@@ -193,7 +196,7 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
             source, sources = itertools.tee(source)
         results = translator.translate_lines(source, chunk_size=batch_size * 8, max_len=max_len, batch_size=batch_size,
                                              beam_size=beam, n_best=n_best, length_penalty=length_penalty,
-                                             return_scores=want_scores)
+                                             return_scores=want_scores, split_sentences=split)
         try:
             for index, result in enumerate(results):  # result: str, or a list of Hypothesis with scores
                 if as_json:
@@ -237,6 +240,9 @@ def info(model_dir):
     case = "lower-cased" if tokenizer.lowercase else "cased"
     click.echo(f"vocabularies      {kind} ({case}): source {cfg.src_vocab_size}, target {cfg.tgt_vocab_size}")
     click.echo(f"decoder           attention: {cfg.attention}")
+    languages = f"{cfg.text.source_language or '?'} -> {cfg.text.target_language or '?'}"
+    casing = "ALL CAPS and Title Case read as sentence case" if cfg.text.restore_case else "read as typed"
+    click.echo(f"text              {languages}; {casing}")
     click.echo(f"decoding          max source {cfg.max_source_len} ids; target <= {cfg.decoding.max_len_a:g} x source "
                f"+ {cfg.decoding.max_len_b} (cap {cfg.decoding.max_len})")
     for name in sorted(cfg.files):

@@ -42,7 +42,7 @@ def greedy_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray
     return [trim(row, int(cap)) for row, cap in zip(ids, max_lens)]
 
 
-def decode_rows(encoder, decoder, rows: dict[int, list[int]], decoding, max_len: int | None = None,
+def decode_rows(encoder, decoder, rows: dict[int, list[int]], decoding, *, max_len: int | None = None,
                 batch_size: int = 32, beam_size: int = 1, n_best: int = 1, alpha: float = 0.0,
                 with_scores: bool = False) -> dict[int, list[tuple[list[int], float]]]:
     """The one decoding pipeline, for any encoder/decoder pair with the session wrappers'

@@ -13,8 +13,12 @@ import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 folders (word vocabularies, decoder with `logits`) still load
+from runtime.prepare import TextConfig
+
+FORMAT_VERSION = 3
+# version 1 folders (word vocabularies, decoder with `logits`) and 2 (no "text": languages unknown,
+# input read as typed) still load
+READABLE_VERSIONS = (1, 2, 3)
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -118,6 +122,7 @@ class FolderConfig:
     attention: str = "none"  # format 2; "none" is the paper's decoder (the only one format 1 knew)
     special_ids: dict = field(default_factory=lambda: {"pad": 0, "unk": 1, "sos": 2, "eos": 3})
     decoding: DecodingDefaults = field(default_factory=DecodingDefaults)
+    text: TextConfig = field(default_factory=TextConfig)  # format 3; older folders: the defaults (as they were read)
     producer: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)  # file name -> sha256 of every other file
     format_version: int = FORMAT_VERSION
@@ -215,6 +220,7 @@ _CONFIG_FIELDS = {
     "special_ids": (lambda v: v == {"pad": 0, "unk": 1, "sos": 2, "eos": 3},
                     '{"pad": 0, "unk": 1, "sos": 2, "eos": 3}'),
     "decoding": (lambda v: isinstance(v, dict), "an object"),
+    "text": (lambda v: isinstance(v, dict), "an object"),
     "producer": (lambda v: isinstance(v, dict), "an object"),
     "files": (lambda v: isinstance(v, dict) and all(isinstance(d, str) and len(d) == 64 and
                                                     all(c in "0123456789abcdef" for c in d) for d in v.values()),
@@ -227,6 +233,14 @@ _DECODING_FIELDS = {
     "max_len": _POS_INT, "beam_size": _POS_INT,
     "length_penalty": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
 }
+
+
+_LANGUAGE = (lambda v: v is None or (isinstance(v, str) and 2 <= len(v) <= 8 and v.replace("-", "").isalnum()),
+             'null or a language code such as "en"')
+_TEXT_FIELDS = {"source_language": _LANGUAGE, "target_language": _LANGUAGE,
+                "restore_case": (lambda v: isinstance(v, bool), "true or false")}
+# fields a folder of each version has on top of version 1's
+_NEWER_FIELDS = {"attention": 2, "text": 3}
 
 
 def check_fields(where: str, d, spec: dict, prefix: str = "") -> None:
@@ -262,18 +276,20 @@ def _read_config(model_dir: Path) -> FolderConfig:
             f"{model_dir}: model format version {version!r}, this runtime reads versions {readable}; {fix}"
         )
     where = str(model_dir / CONFIG_FILE)
-    fields_of_version = _CONFIG_FIELDS if version >= 2 else {k: v for k, v in _CONFIG_FIELDS.items() if k != "attention"}
+    fields_of_version = {k: v for k, v in _CONFIG_FIELDS.items() if _NEWER_FIELDS.get(k, 1) <= version}
     check_fields(where, raw, fields_of_version)
     if raw.get("attention", "none") not in ATTENTIONS:
         raise ModelFolderError(f"{where}: attention {raw['attention']!r} is not one this runtime runs "
                                f"({', '.join(ATTENTIONS)}); upgrade the runtime")
     missing = [f for f in ("src_vocab_size", "tgt_vocab_size", "emb_dim", "hidden_dim", "layers", "reverse_source",
-                           "max_source_len", "opset", "files") if f not in raw]
+                           "max_source_len", "opset", "files") + (("text",) if version >= 3 else ()) if f not in raw]
     if missing:
         raise ModelFolderError(f"{where}: field {missing[0]!r} is missing; {REEXPORT_HINT}")
     check_fields(where, raw.get("decoding", {}), _DECODING_FIELDS, prefix="decoding.")
+    check_fields(where, raw.get("text", {}), _TEXT_FIELDS, prefix="text.")
     d = dict(raw)
     d["decoding"] = DecodingDefaults(**d.get("decoding", {}))
+    d["text"] = TextConfig(**d.get("text", {}))
     config = FolderConfig(**d)
     for name in config.files:
         _check_name(model_dir, name)

@@ -14,8 +14,10 @@ from runtime.model_format import (
     DECODER_FILE, ENCODER_FILE, REEXPORT_HINT, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, ModelFolderError,
     graph_signatures, load_tokenizer, open_folder, parse_json,
 )
+from runtime.pipeline import TextCodec, translate_texts
+from runtime.prepare import prepare_source
 from runtime.tokenizer import SENTENCEPIECE
-from runtime.vocab import EOS_ID, SOS_ID, Vocab, decode_text, encode_text
+from runtime.vocab import EOS_ID, SOS_ID, Vocab
 
 
 class TruncationWarning(UserWarning):
@@ -104,6 +106,9 @@ class Translator:
         self._check_graphs(sessions)
         self.encoder = EncoderSession(sessions[ENCODER_FILE], self.device)
         self.decoder = DecoderSession(sessions[DECODER_FILE], self.device)
+        cfg = self.config
+        self.codec = TextCodec(self.tokenizer, self.src_vocab, self.tgt_vocab, cfg.reverse_source, cfg.max_source_len,
+                               cfg.text)
         self._probe()
 
     def _json(self, data: dict, name: str):
@@ -154,51 +159,46 @@ class Translator:
                                    f"config.json says {cfg.tgt_vocab_size}; {REEXPORT_HINT}")
 
     def encode(self, text: str) -> tuple[list[int] | None, bool]:
-        """-> source ids (None when the text has no token, e.g. only control characters), and
-        whether the text had to be truncated."""
-        cfg = self.config
-        return encode_text(text, self.tokenizer, self.src_vocab, cfg.reverse_source, cfg.max_source_len)
+        """Text, prepared as one sentence -> source ids (None when it has no token, e.g. only
+        control characters), and whether it had to be truncated."""
+        return self.codec.source_ids(prepare_source(text, self.config.text)[0])
 
-    def translate(self, texts: str | list[str], max_len: int | None = None, batch_size: int = 32,
+    def translate(self, texts: str | list[str], *, max_len: int | None = None, batch_size: int = 32,
                   beam_size: int | None = None, n_best: int = 1, length_penalty: float | None = None,
-                  return_scores: bool = False):
+                  return_scores: bool = False, split_sentences: bool = True):
         """Translates one string (-> a string) or a list of strings (-> a list, in input order).
 
-        With return_scores each result is a list of n_best Hypothesis instead. Sentences are sorted
-        by length into batches. Text without a token (empty, whitespace, only control characters)
-        translates to "". max_len caps every sentence's target tokens; beam_size and length_penalty default to the folder's config
-        (beam 1 = greedy); n_best > 1 without beam_size searches with a beam of n_best.
+        Each text is split into sentences (split_sentences=False: translated whole), all sentences
+        of all texts are decoded together, sorted by length into batches, and each text comes back
+        with its own spacing and line breaks around the translations; blank text comes back as it
+        is. With return_scores each result is a list of n_best Hypothesis instead (a text's k-th
+        joins its sentences' k-th, its score their sum). max_len caps every sentence's target
+        tokens; beam_size and length_penalty default to the folder's config (beam 1 = greedy);
+        n_best > 1 without beam_size searches with a beam of n_best.
         """
         if isinstance(texts, str):
-            return self.translate([texts], max_len, batch_size, beam_size, n_best, length_penalty, return_scores)[0]
+            return self.translate([texts], max_len=max_len, batch_size=batch_size, beam_size=beam_size, n_best=n_best,
+                                  length_penalty=length_penalty, return_scores=return_scores,
+                                  split_sentences=split_sentences)[0]
         if not isinstance(texts, (list, tuple)):
             raise TypeError(f"texts must be a string or a list of strings, not {type(texts).__name__}")
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, not a string")
-        from runtime.decode import decode_rows
-
         dec = self.config.decoding
         if beam_size is None:
             beam_size = max(dec.beam_size, n_best)
         alpha = dec.length_penalty if length_penalty is None else length_penalty
         check_decoding(beam_size, n_best, alpha, max_len, batch_size)
-        encoded, truncated = {}, 0
-        for i, text in enumerate(texts):
-            ids, cut = self.encode(text)
-            if ids is not None:
-                encoded[i] = ids
-                truncated += cut
+        results, truncated = translate_texts(self.codec, self.encoder, self.decoder, list(texts), dec,
+                                             split=split_sentences, max_len=max_len, batch_size=batch_size,
+                                             beam_size=beam_size, n_best=n_best, alpha=alpha, with_scores=return_scores)
         if truncated:
             warnings.warn(f"{truncated} sentence(s) longer than the model's {self.config.max_source_len - 2} source "
                           "tokens were truncated", TruncationWarning, stacklevel=2)
-        decoded = decode_rows(self.encoder, self.decoder, encoded, dec, max_len, batch_size, beam_size, n_best, alpha,
-                              with_scores=return_scores)
-        results = [[Hypothesis(decode_text(ids, self.tokenizer, self.tgt_vocab), score) for ids, score in decoded[i]]
-                   if i in decoded else [Hypothesis("", 0.0)] for i in range(len(texts))]
         if return_scores:
-            return results
-        return [r[0].text for r in results]
+            return [[Hypothesis(text, score) for text, score in r] for r in results]
+        return [r[0][0] for r in results]
 
     def translate_lines(self, lines: Iterable[str], chunk_size: int = 256, **options) -> Iterator:
         """Streams: reads `chunk_size` lines at a time from any iterable (a file, stdin, a

@@ -32,6 +32,15 @@ def run_env() -> dict:
 PY = sys.executable
 
 
+def torch_model(checkpoint):
+    """A checkpoint's PyTorch model and its text codec (for trainer.evaluate.torch_translate)."""
+    from trainer.checkpoint import codec_of, load_checkpoint, model_from_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    model, src_vocab, tgt_vocab, tokenizer = model_from_checkpoint(ckpt)
+    return model, codec_of(ckpt, model, src_vocab, tgt_vocab, tokenizer)
+
+
 def _train(tmp_path_factory, name: str, options: dict) -> Path:
     from trainer.train import TrainConfig, fit
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 
 from runtime.atomic import atomic_write
+from runtime.pipeline import TextCodec
+from runtime.prepare import TextConfig
 from runtime.tokenizer import Tokenizer, SentencePieceTokenizer, from_state
 from runtime.vocab import Vocab
 from trainer.model import ModelConfig, Seq2Seq
@@ -118,3 +120,17 @@ def model_from_checkpoint(ckpt: dict) -> tuple[Seq2Seq, Vocab, Vocab, Tokenizer 
             if tokenizer.pieces(side) != vocab.itos:
                 raise CheckpointError(f"{where}: {side}_vocab is not the list of pieces of its SentencePiece model")
     return model, src_vocab, tgt_vocab, tokenizer
+
+
+def text_config(ckpt: dict) -> TextConfig:
+    """How the checkpoint's model reads text; one saved before this setting existed read it as typed."""
+    saved = ckpt.get("text") or {}
+    names = set(TextConfig.__dataclass_fields__)
+    if not isinstance(saved, dict) or set(saved) - names:
+        raise CheckpointError(f"{ckpt.get('path', 'checkpoint')}: text settings are not {sorted(names)}")
+    return TextConfig(**saved)
+
+
+def codec_of(ckpt: dict, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, tokenizer) -> TextCodec:
+    """The checkpoint's way between text and ids, as its model folder will have it."""
+    return TextCodec(tokenizer, src_vocab, tgt_vocab, model.cfg.reverse_source, model.cfg.max_source_len, text_config(ckpt))

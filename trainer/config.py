@@ -36,7 +36,9 @@ class DataOptions:
 
     src_col: str = "English"  # CSV columns
     tgt_col: str = "French"
-    src_lang: str = "en"  # suffixes of PREFIX.SRC / PREFIX.TGT files
+    # language codes: suffixes of PREFIX.SRC / PREFIX.TGT files, and what the model folder declares
+    # (sentence splitting, the server's /languages)
+    src_lang: str = "en"
     tgt_lang: str = "fr"
     max_pairs: int | None = None  # only the first N usable pairs
 
@@ -55,6 +57,9 @@ class DataConfig(DataOptions):
     min_freq: int = 1  # word vocabulary: vocabularies come from the training split only
     max_vocab: int | None = None  # word vocabulary: largest size per side
     cache_dir: str | None = None  # token caches; default OUT/cache
+    # ALL CAPS / Title Case sources read as sentence case and the output re-cased (runtime/prepare.py),
+    # at training and at run time alike (measured against training for them: docs/benchmarks.md)
+    restore_case: bool = True
 
     def lowercase_text(self) -> bool:
         return self.vocab == "word" if self.lowercase is None else self.lowercase
@@ -62,11 +67,52 @@ class DataConfig(DataOptions):
     def options(self) -> DataOptions:
         return DataOptions(self.src_col, self.tgt_col, self.src_lang, self.tgt_lang, self.max_pairs)
 
+    def text_config(self):
+        """How the model's text is prepared (saved in the checkpoint, written into the model folder)."""
+        from runtime.prepare import TextConfig
+
+        return TextConfig(self.src_lang, self.tgt_lang, self.restore_case)
+
+
+@dataclass
+class AugmentConfig:
+    """Share of training pairs each source modifier is applied to, drawn afresh each epoch
+    (trainer/augment.py; measured: docs/benchmarks.md "Real input")."""
+
+    lowercase: float = 0.3  # the whole source in lower case
+    lower_first: float = 0.1  # its first letter in lower case
+    strip_punct: float = 0.3  # its final . ! ? removed (any casing modifier may come with it)
+    upper: float = 0.0  # ALL CAPS source and target (for models that don't restore case)
+    title: float = 0.0  # Title Case source and target (likewise)
+
+    @classmethod
+    def parse(cls, spec: str) -> "AugmentConfig":
+        """"lowercase=0.2,strip_punct=0.5" -> the defaults with those rates; ValueError names a bad part."""
+        rates = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            name, _, value = part.partition("=")
+            name = name.strip().replace("-", "_")
+            if name not in cls.__dataclass_fields__:
+                raise ValueError(f"--augment: unknown modifier {name!r} (known: {', '.join(cls.__dataclass_fields__)})")
+            try:
+                rate = float(value)
+            except ValueError:
+                rate = -1.0
+            if not 0 <= rate <= 1:
+                raise ValueError(f"--augment: {name} needs a rate from 0 to 1, got {value.strip()!r}")
+            rates[name] = rate
+        return cls(**rates)
+
+    @classmethod
+    def off(cls) -> "AugmentConfig":
+        return cls(**{name: 0.0 for name in cls.__dataclass_fields__})
+
 
 @dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     epochs: int = 15
     # batches by size: at most batch_tokens padded source ids per step, over all processes together
     # (measured: README "Which model"); None: batch_size sentences per step. batch_size also sizes
@@ -92,12 +138,17 @@ class TrainConfig:
             options["batch_tokens"] = None
         if "data" in options and not isinstance(options["data"], (dict, DataConfig)):
             options["source"] = options.pop("data")
+        augment = options.pop("augment", None)
+        if isinstance(augment, str):
+            augment = AugmentConfig.parse(augment)
+        elif isinstance(augment, dict):
+            augment = AugmentConfig(**augment)
         parts = {}
         for name, kind in (("model", ModelConfig), ("data", DataConfig)):
             names = {f.name for f in fields(kind)}
             parts[name] = kind(**{k: options.pop(k) for k in list(options) if k in names})
         names = {f.name for f in fields(cls)}
-        return cls(**parts, **{k: v for k, v in options.items() if k in names})
+        return cls(**parts, augment=augment or AugmentConfig(), **{k: v for k, v in options.items() if k in names})
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -108,6 +159,8 @@ class TrainConfig:
         d.setdefault("vocab", "word")  # saved before subwords existed
         d.setdefault("attention", "none")  # saved before attention existed
         d.setdefault("batch_tokens", None)  # saved when sentence batches were the only kind
+        d.setdefault("augment", asdict(AugmentConfig.off()))  # saved before augmentation existed
+        d.setdefault("restore_case", False)  # likewise: text read as typed
         return cls.from_flat(**d)
 
 

@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from runtime.prepare import TextConfig
 from runtime.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID, Vocab
 from trainer import builtin_corpus, token_cache
 from trainer.config import DataOptions
@@ -202,15 +203,15 @@ def split_valid(pairs: list, fraction: float, seed: int) -> tuple[list, list]:
     return [pairs[i] for i in train], [pairs[i] for i in valid]
 
 
-def cached_tokens(spec: str, opts: DataOptions, tokenizer, cache_dir: Path | None,
+def cached_tokens(spec: str, opts: DataOptions, tokenizer, text: TextConfig, cache_dir: Path | None,
                   workers: int = 1, build: bool = True) -> TokenCache:
-    """The source's TokenCache: read from cache_dir when an earlier run built it from the same
-    content and settings, else streamed from the file and saved there (build=False: only read;
-    None if absent). The builtin corpus is small and tokenized in memory."""
+    """The source's TokenCache, its pairs prepared as `text` says: read from cache_dir when an
+    earlier run built it from the same content and settings, else streamed from the file and saved
+    there (build=False: only read; None if absent). The builtin corpus is small and tokenized in memory."""
     source = _Source(spec, opts)
     if source.builtin is not None or cache_dir is None:
-        return _tokenize(source, tokenizer, 1)
-    settings = {"tokenizer": tokenizer.to_dict(), "kind": source.kind, "max_pairs": opts.max_pairs,
+        return _tokenize(source, tokenizer, text, 1)
+    settings = {"tokenizer": tokenizer.to_dict(), "text": text.to_dict(), "kind": source.kind, "max_pairs": opts.max_pairs,
                 "columns": [opts.src_col, opts.tgt_col] if source.kind == "csv" else None,
                 "langs": [opts.src_lang, opts.tgt_lang] if source.kind == "prefix" else None}
     key = token_cache.cache_key(source.digest(), settings)
@@ -220,15 +221,15 @@ def cached_tokens(spec: str, opts: DataOptions, tokenizer, cache_dir: Path | Non
     if cache is None and build:
         if sum(f.stat().st_size for f in source.files) < POOL_MIN_BYTES:
             workers = 1  # starting worker processes costs more than they save on a small file
-        cache = _tokenize(source, tokenizer, workers)
+        cache = _tokenize(source, tokenizer, text, workers)
         token_cache.save(cache, folder, meta)
     return cache
 
 
-def _tokenize(source: _Source, tokenizer, workers: int) -> TokenCache:
+def _tokenize(source: _Source, tokenizer, text: TextConfig, workers: int) -> TokenCache:
     """Streams the source's pairs into a TokenCache in memory; an empty corpus is an error."""
     stream = PairStream(source)
-    cache = token_cache.build(stream, tokenizer, workers)
+    cache = token_cache.build(stream, tokenizer, workers, text)
     cache.skipped = stream.skipped
     if len(cache) == 0:
         raise DataError(f"{source.spec}: the corpus is empty"
@@ -244,11 +245,15 @@ def _lookup(tokens: list[str], vocab: Vocab) -> np.ndarray:
 class PairIds:
     """Rows of a TokenCache as model inputs: vocabulary ids through lookup arrays, the source laid
     out as runtime.vocab.source_ids does it (<sos>, words reversed if asked, <eos>; at most max_src
-    ids), the target as target_ids (<sos>, words, <eos>). Reads only the rows a batch needs."""
+    ids), the target as target_ids (<sos>, words, <eos>). Reads only the rows a batch needs.
+
+    With `tokenizer` and `text` given, a batch can rewrite rows with augmentation's modifiers (the
+    row's cached tokens back to text, modified, prepared and tokenized again)."""
 
     def __init__(self, cache: TokenCache, rows: np.ndarray, src_vocab: Vocab, tgt_vocab: Vocab, reverse: bool,
-                 max_src: int):
+                 max_src: int, tokenizer=None, text: TextConfig | None = None):
         self.cache, self.rows = cache, np.asarray(rows, dtype=np.int64)
+        self.src_vocab, self.tgt_vocab, self.tokenizer, self.text = src_vocab, tgt_vocab, tokenizer, text
         self.src_map, self.tgt_map = _lookup(cache.src_tokens, src_vocab), _lookup(cache.tgt_tokens, tgt_vocab)
         self.reverse, self.max_src = reverse, max_src
         off = cache.src_offsets
@@ -263,22 +268,45 @@ class PairIds:
         mapped = (self.src_map if side == "src" else self.tgt_map)[flat]
         return np.split(mapped, np.cumsum(lengths)[:-1])
 
-    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """idx: positions in this set -> src (B, S), src_lengths (B,), tgt (B, T), padded with <pad>."""
+    def texts(self, pos: int) -> tuple[str, str]:
+        """Row `pos` of this set as (source, target) text, as prepared when the cache was built."""
+        row, out = self.rows[pos], []
+        for side in ("src", "tgt"):
+            ids, offsets, tokens = self.cache.side(side)
+            out.append(self.tokenizer.detokenize([tokens[i] for i in ids[offsets[row]: offsets[row + 1]]], side))
+        return out[0], out[1]
+
+    def _rewritten(self, pos: int, mask: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row `pos` through the modifiers of mask, then prepared and tokenized as any training pair."""
+        from trainer.augment import apply
+        from trainer.token_cache import prepare_pair
+
+        src, tgt = prepare_pair(*apply(*self.texts(pos), mask), self.text)
+        return (np.array(self.src_vocab.ids(self.tokenizer.tokenize(src, "src")), dtype=np.int64),
+                np.array(self.tgt_vocab.ids(self.tokenizer.tokenize(tgt, "tgt")), dtype=np.int64))
+
+    def batch(self, idx, masks: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """idx: positions in this set -> src (B, S), src_lengths (B,), tgt (B, T), padded with <pad>.
+        masks: each position's augmentation modifiers (trainer/augment.py), or None for none."""
         idx = np.asarray(idx, dtype=np.int64)
+        src_rows, tgt_rows = self._side("src", idx), self._side("tgt", idx)
+        if masks is not None:
+            for k in np.flatnonzero(masks[idx]):
+                src_rows[k], tgt_rows[k] = self._rewritten(int(idx[k]), int(masks[idx[k]]))
         srcs = []
-        for words in self._side("src", idx):
+        for words in src_rows:
             words = words[: self.max_src - 2]
             srcs.append(np.concatenate([[SOS_ID], words[::-1] if self.reverse else words, [EOS_ID]]))
-        tgts = [np.concatenate([[SOS_ID], words, [EOS_ID]]) for words in self._side("tgt", idx)]
+        tgts = [np.concatenate([[SOS_ID], words, [EOS_ID]]) for words in tgt_rows]
         src, src_len = pad(srcs)
         tgt, _ = pad(tgts)
         return src, src_len, tgt
 
 
-def encode_pairs(pairs, tokenizer, src_vocab: Vocab, tgt_vocab: Vocab, reverse: bool, max_src: int) -> PairIds:
-    """A (small) list of pairs as model inputs, tokenized in memory."""
-    cache = token_cache.build(iter(pairs), tokenizer)
+def encode_pairs(pairs, tokenizer, src_vocab: Vocab, tgt_vocab: Vocab, reverse: bool, max_src: int,
+                 text: TextConfig) -> PairIds:
+    """A (small) list of pairs as model inputs, prepared and tokenized in memory."""
+    cache = token_cache.build(iter(pairs), tokenizer, text=text)
     return PairIds(cache, np.arange(len(cache)), src_vocab, tgt_vocab, reverse, max_src)
 
 

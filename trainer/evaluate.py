@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from runtime.model_format import DecodingDefaults
-from runtime.decode import decode_rows
-from runtime.vocab import decode_text, encode_text
-from trainer.checkpoint import model_from_checkpoint
+from runtime.pipeline import TextCodec, translate_texts
+from trainer.checkpoint import codec_of, model_from_checkpoint
 from trainer.data import DataOptions, PairIds, batch_groups, encode_pairs, load_corpus
 from trainer.distributed import Dist
 from trainer.model import Seq2Seq
@@ -46,29 +45,29 @@ def loss_on(model: Seq2Seq, data: PairIds, batch_size: int, device: torch.device
     return total / tokens if tokens else float("nan")
 
 
-def torch_translate(model: Seq2Seq, src_vocab, tgt_vocab, tokenizer, texts: list[str], batch_size: int = 64,
+def torch_translate(model: Seq2Seq, codec: TextCodec, texts: list[str], batch_size: int = 64,
                     device: torch.device | str = "cpu", max_len: int | None = None, beam_size: int = 1,
                     length_penalty: float = 0.0) -> list[str]:
-    """Translates with the PyTorch model through the runtime's own pipeline (batching, length
-    rule, greedy and beam loops, detokeniser): only the encoder and decoder calls differ."""
-    cfg = model.cfg
-    encoded = ((i, encode_text(t, tokenizer, src_vocab, cfg.reverse_source, cfg.max_source_len)[0]) for i, t in enumerate(texts))
-    rows = {i: ids for i, ids in encoded if ids is not None}
+    """Translates with the PyTorch model through the runtime's own pipeline (sentence splitting,
+    preparation, batching, length rule, greedy and beam loops, detokeniser): only the encoder and
+    decoder calls differ."""
     encoder, decoder = model.to(device).runtime_adapters(torch.device(device))
-    decoded = decode_rows(encoder, decoder, rows, DecodingDefaults(), max_len, batch_size, beam_size, 1, length_penalty)
-    return [decode_text(decoded[i][0][0], tokenizer, tgt_vocab) if i in decoded else "" for i in range(len(texts))]
+    results, _ = translate_texts(codec, encoder, decoder, texts, DecodingDefaults(), max_len=max_len,
+                                 batch_size=batch_size, beam_size=beam_size, alpha=length_penalty)
+    return [r[0][0] for r in results]
 
 
 def evaluate(ckpt: dict, data: str, opts: DataOptions | None = None, batch_size: int = 64,
              device: str = "cpu", n_samples: int = 5, beam_size: int = 1, length_penalty: float = 0.0) -> EvalResult:
     model, src_vocab, tgt_vocab, tokenizer = model_from_checkpoint(ckpt)
+    codec = codec_of(ckpt, model, src_vocab, tgt_vocab, tokenizer)
     model.to(device)
     pairs = load_corpus(data, opts).pairs
-    encoded = encode_pairs(pairs, tokenizer, src_vocab, tgt_vocab, model.cfg.reverse_source, model.cfg.max_source_len)
+    encoded = encode_pairs(pairs, tokenizer, src_vocab, tgt_vocab, model.cfg.reverse_source, model.cfg.max_source_len,
+                           codec.text)
     loss = loss_on(model, encoded, batch_size, torch.device(device))
     sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
-    hyps = torch_translate(model, src_vocab, tgt_vocab, tokenizer, sources, batch_size, device,
-                           beam_size=beam_size, length_penalty=length_penalty)
+    hyps = torch_translate(model, codec, sources, batch_size, device, beam_size=beam_size, length_penalty=length_penalty)
     bleu, chrf = scores(hyps, refs, lowercase=True)  # comparable across vocabularies (and with earlier numbers)
     bleu_cased, chrf_cased = scores(hyps, refs, lowercase=False)
     samples = list(zip(sources, refs, hyps))[:n_samples]

@@ -18,7 +18,7 @@ from runtime.atomic import write_folder
 from runtime.tokenizer import SIDES, SentencePieceTokenizer
 from trainer.config import DataConfig
 from trainer.data import DataError, PairStream, _Source, split_rows
-from trainer.token_cache import cache_key, default_workers
+from trainer.token_cache import cache_key, default_workers, prepare_pair
 
 MODEL_TYPES = ("unigram", "bpe")
 MAX_TRAINING_SENTENCES = 2_000_000  # per side; sentencepiece samples this many from a larger split
@@ -55,12 +55,13 @@ def _train(d: DataConfig, seed: int, source: _Source, tmp: Path) -> dict[str, by
         train_rows = set(split_rows(n, d.valid_fraction, seed)[0].tolist())
     files = {side: tmp / f"{side}.txt" for side in SIDES}
     handles = {side: open(files[side], "w", encoding="utf-8") for side in SIDES}
+    text_cfg = d.text_config()
     try:
         for i, pair in enumerate(PairStream(source)):
             if train_rows is None or i in train_rows:
-                for side, text in zip(SIDES, pair):
-                    # one sentence per line: a line break inside a field would split it
-                    handles[side].write(" ".join(text.split()) + "\n")
+                # prepared as the training pairs are (one line each: preparing collapses line breaks)
+                for side, text in zip(SIDES, prepare_pair(*pair, text_cfg)):
+                    handles[side].write(text + "\n")
     finally:
         for f in handles.values():
             f.close()
@@ -75,7 +76,7 @@ def sentencepiece_tokenizer(d: DataConfig, seed: int, cache_dir: Path, build: bo
     settings = {"kind": "sentencepiece", "vocab_size": d.vocab_size, "model_type": d.subword_model,
                 "lowercase": d.lowercase_text(), "max_pairs": d.max_pairs,
                 "columns": [d.src_col, d.tgt_col], "langs": [d.src_lang, d.tgt_lang],
-                "split": None if d.valid else [d.valid_fraction, seed]}
+                "split": None if d.valid else [d.valid_fraction, seed], "text": d.text_config().to_dict()}
     folder = Path(cache_dir) / f"sentencepiece-{cache_key(source.digest(), settings)}"
     names = {side: folder / f"{side}.model" for side in SIDES}
     if all(p.is_file() for p in names.values()):

@@ -24,9 +24,10 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from runtime.atomic import write_folder
+from runtime.prepare import TextConfig, prepare_source, prepare_target
 from runtime.tokenizer import SIDES, from_state
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: pairs prepared (runtime/prepare.py) before tokenizing
 CHUNK = 20_000  # pairs per worker task
 ARRAYS = ("src_ids", "src_offsets", "tgt_ids", "tgt_offsets")
 
@@ -69,10 +70,18 @@ def gather(ids: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.n
 
 # ---- building ---------------------------------------------------------------------------------
 
+def prepare_pair(src: str, tgt: str, text: TextConfig) -> tuple[str, str]:
+    """A training pair as the runtime would prepare its source (and the target as the model should write it)."""
+    return prepare_source(src, text)[0], prepare_target(tgt, text)
+
+
 def _tokenize_chunk(args) -> tuple:
     """Worker: a chunk of pairs -> per side (its own token list, ids into it, lengths)."""
-    state, pairs = args
+    state, text, pairs = args
     tokenizer = from_state(state)
+    if text is not None:
+        text = TextConfig(**text)
+        pairs = [prepare_pair(src, tgt, text) for src, tgt in pairs]
     out = []
     for k, side in enumerate(SIDES):
         local: dict[str, int] = {}
@@ -96,12 +105,14 @@ def _chunks(pairs: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[
         yield chunk
 
 
-def build(pairs: Iterable[tuple[str, str]], tokenizer, workers: int = 1) -> TokenCache:
-    """Tokenizes a stream of pairs into flat arrays. `pairs` is consumed once, chunk by chunk;
-    with workers > 1 the chunks are tokenized in that many processes, merged in order."""
+def build(pairs: Iterable[tuple[str, str]], tokenizer, workers: int = 1, text: TextConfig | None = None) -> TokenCache:
+    """Tokenizes a stream of pairs into flat arrays, each pair prepared as `text` says first (None:
+    as they are). `pairs` is consumed once, chunk by chunk; with workers > 1 the chunks are
+    tokenized in that many processes, merged in order."""
     vocab = {"src": {}, "tgt": {}}  # token -> cache id, per side
     parts = {"src": ([], []), "tgt": ([], [])}  # (id arrays, length arrays)
-    tasks = ((tokenizer.state(), chunk) for chunk in _chunks(pairs, CHUNK))
+    settings = text.to_dict() if text is not None else None
+    tasks = ((tokenizer.state(), settings, chunk) for chunk in _chunks(pairs, CHUNK))
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
         results = pool.imap(_tokenize_chunk, tasks) if pool else map(_tokenize_chunk, tasks)

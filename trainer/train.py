@@ -16,6 +16,7 @@ import torch.nn as nn
 from runtime.atomic import atomic_write
 from runtime.tokenizer import SentencePieceTokenizer, Tokenizer, from_state
 from runtime.vocab import Vocab
+from trainer.augment import epoch_masks
 from trainer.checkpoint import CheckpointError, atomic_save, load_checkpoint, new_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import DataError, PairIds, batch_groups, cached_tokens, split_rows
@@ -80,8 +81,10 @@ def prepare_data(cfg: TrainConfig, tokenizer, dist: Dist, vocabs: tuple[Vocab, V
     cache_dir = _cache_dir(cfg)
     workers = default_workers()
 
+    text = d.text_config()
+
     def tokens(spec):
-        return _built_once(dist, lambda build: cached_tokens(spec, d.options(), tokenizer, cache_dir,
+        return _built_once(dist, lambda build: cached_tokens(spec, d.options(), tokenizer, text, cache_dir,
                                                              workers if build else 1, build=build),
                            f"token cache for {spec}", cache_dir)
 
@@ -101,8 +104,9 @@ def prepare_data(cfg: TrainConfig, tokenizer, dist: Dist, vocabs: tuple[Vocab, V
                   Vocab.from_counts(train_cache.counts("tgt", train_rows), d.min_freq, d.max_vocab))
     src_vocab, tgt_vocab = vocabs
     m = cfg.model
-    make = lambda cache, rows: PairIds(cache, rows, src_vocab, tgt_vocab, m.reverse_source, m.max_source_len)
-    return make(train_cache, train_rows), make(valid_cache, valid_rows), src_vocab, tgt_vocab, skipped, train_cache.reused
+    train = PairIds(train_cache, train_rows, src_vocab, tgt_vocab, m.reverse_source, m.max_source_len, tokenizer, text)
+    valid = PairIds(valid_cache, valid_rows, src_vocab, tgt_vocab, m.reverse_source, m.max_source_len)
+    return train, valid, src_vocab, tgt_vocab, skipped, train_cache.reused
 
 
 def sample_sources(data: PairIds, tokenizer, n: int = SAMPLES) -> list[str]:
@@ -125,9 +129,10 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def train_epoch(module, opt, scaler, data: PairIds, cfg: TrainConfig, device, generator, dist: Dist, desc="",
-                deadline: float | None = None) -> tuple[float, int, float, list[tuple[float, int]], bool]:
+                deadline: float | None = None, masks=None) -> tuple[float, int, float, list[tuple[float, int]], bool]:
     """One pass over data (or until the deadline) -> (mean loss per target token, target tokens,
     seconds, [(loss, tokens)] per step, stopped by the deadline?). Every number is over all processes.
+    masks: each row's augmentation modifiers this epoch (trainer/augment.py), or None.
 
     Each process takes its share of every global batch. Its loss is scaled so that DDP's gradient
     average equals the gradient of the mean over all the step's target tokens: the step is the
@@ -140,7 +145,7 @@ def train_epoch(module, opt, scaler, data: PairIds, cfg: TrainConfig, device, ge
     late = False
     with _progress(len(groups), desc, dist.main) as bar:
         for group in groups:
-            src, src_len, tgt = data.batch(group[dist.rank :: dist.world])
+            src, src_len, tgt = data.batch(group[dist.rank :: dist.world], masks)
             src, tgt = src.to(device), tgt.to(device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=scaler is not None):
                 loss, n = module(src, src_len, tgt, cfg.teacher_forcing)
@@ -312,6 +317,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
     common = dict(
         model_config=model_cfg.to_dict(), src_vocab=src_vocab.itos, tgt_vocab=tgt_vocab.itos,
         tokenizer=tokenizer.state(), data={"source": cfg.data.source, "valid": cfg.data.valid},
+        text=cfg.data.text_config().to_dict(),
         train_config=asdict(cfg), torch_version=str(torch.__version__),
         samples=sample_sources(valid_data if len(valid_data) else train_data, tokenizer),
     )
@@ -323,8 +329,10 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
         if deadline is not None and dist.all_sum([float(time.perf_counter() > deadline)], device)[0]:
             log(f"time budget of {cfg.time_budget:g}s spent")
             break
+        masks = epoch_masks(len(train_data), cfg.augment, cfg.seed, epoch)
         train_loss, tokens, seconds, steps, late = train_epoch(module, opt, scaler, train_data, cfg, device, shuffle, dist,
-                                                               desc=f"epoch {epoch}/{cfg.epochs}", deadline=deadline)
+                                                               desc=f"epoch {epoch}/{cfg.epochs}", deadline=deadline,
+                                                               masks=masks)
         valid_loss = loss_on(model, valid_data, cfg.batch_size, device, dist)
         row = dict(epoch=epoch, train_loss=round(train_loss, 5), valid_loss=round(valid_loss, 5),
                    valid_ppl=round(math.exp(min(valid_loss, 50)), 3), seconds=round(seconds, 2),

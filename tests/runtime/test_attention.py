@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from runtime import Translator
-from runtime.model_format import ModelFolderError
+from runtime.model_format import FORMAT_VERSION, ModelFolderError
 from runtime.sessions import DecoderSession, EncoderSession, make_session
 from trainer.checkpoint import load_checkpoint, model_from_checkpoint
 from trainer.data import load_corpus
 from trainer.evaluate import torch_translate
+from tests.conftest import torch_model
 
 SENTENCES = [s for s, _ in load_corpus("builtin:test").pairs[:40]] + ["Hello.", "Thank you!", "The cat is black."]
 # source rows of different lengths: row 0 is padded inside the batch
@@ -77,10 +78,10 @@ def att(tiny_att_onnx):
 
 def test_runtime_equals_pytorch_through_the_one_pipeline(att, tiny_att_run):
     """`trainer evaluate`'s decoding (PyTorch adapters) and the runtime give the same text, greedy and beam."""
-    model, sv, tv, tok = model_from_checkpoint(load_checkpoint(tiny_att_run / "checkpoint.pth"))
-    assert att.translate(SENTENCES, batch_size=16) == torch_translate(model, sv, tv, tok, SENTENCES, batch_size=16)
+    model, codec = torch_model(tiny_att_run / "checkpoint.pth")
+    assert att.translate(SENTENCES, batch_size=16) == torch_translate(model, codec, SENTENCES, batch_size=16)
     assert att.translate(SENTENCES, batch_size=16, beam_size=4) == \
-        torch_translate(model, sv, tv, tok, SENTENCES, batch_size=16, beam_size=4)
+        torch_translate(model, codec, SENTENCES, batch_size=16, beam_size=4)
 
 
 def test_beam_1_equals_greedy_and_batching_changes_nothing(att):
@@ -171,4 +172,4 @@ def test_config_attention_must_match_the_graphs(tiny_onnx, tiny_att_onnx, tmp_pa
         with pytest.raises(ModelFolderError, match="not the graph config.json describes"):
             Translator(d)
     info = json.loads((tiny_att_onnx / "config.json").read_text())
-    assert info["attention"] == "luong" and info["format_version"] == 2
+    assert info["attention"] == "luong" and info["format_version"] == FORMAT_VERSION

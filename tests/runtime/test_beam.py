@@ -76,10 +76,10 @@ def test_bad_beam_arguments(translator):
 
 
 def test_trainer_evaluate_beam_matches_runtime(translator, tiny_ckpt):
-    from trainer.checkpoint import load_checkpoint
     from trainer.evaluate import torch_translate
-    from trainer.checkpoint import model_from_checkpoint
 
-    model, sv, tv, tok = model_from_checkpoint(load_checkpoint(tiny_ckpt))
+    from tests.conftest import torch_model
+
+    model, codec = torch_model(tiny_ckpt)
     texts = SENTENCES[:40]
-    assert torch_translate(model, sv, tv, tok, texts, beam_size=3) == translator.translate(texts, beam_size=3)
+    assert torch_translate(model, codec, texts, beam_size=3) == translator.translate(texts, beam_size=3)

@@ -5,6 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from runtime.cli import cli
+from runtime.model_format import FORMAT_VERSION
 from tests.conftest import PY, ROOT, run_env
 
 
@@ -69,15 +70,21 @@ def test_missing_and_corrupt_model_folder(tiny_onnx, tmp_path):
     assert r.exit_code == 1 and "unreadable" in r.output and "Traceback" not in r.output
 
 
-def test_truncation_warns_once(tiny_onnx):
-    r = _run("translate", "--model", str(tiny_onnx), "cat " * 300, "dog " * 300)
-    assert r.exit_code == 0 and r.stderr.count("warning:") == 1 and len(r.stdout.splitlines()) == 2
+def test_long_text_is_cut_to_fit_and_without_splitting_truncated_with_one_warning(tiny_onnx):
+    """Sentence splitting cuts a sentence longer than the model takes on whitespace (no truncation);
+    --no-split translates each text whole, truncating it, with one warning for all texts."""
+    whole = _run("translate", "--model", str(tiny_onnx), "--no-split", "cat " * 300, "dog " * 300)
+    assert whole.exit_code == 0 and whole.stderr.count("warning:") == 1 and len(whole.stdout.splitlines()) == 2
+    cut = _run("translate", "--model", str(tiny_onnx), "cat " * 300, "dog " * 300)
+    assert cut.exit_code == 0 and "warning:" not in cut.stderr and len(cut.stdout.splitlines()) == 2
+    assert len(cut.stdout.split()) > 2 * len(whole.stdout.split())  # every piece of the text translated
 
 
 def test_info(tiny_onnx):
     r = _run("info", str(tiny_onnx))
     assert r.exit_code == 0
-    for word in ("format version    2", "encoder.onnx", "target", "CPUExecutionProvider"):
+    for word in (f"format version    {FORMAT_VERSION}", "encoder.onnx", "target", "CPUExecutionProvider",
+                 "text              en -> fr; ALL CAPS and Title Case read as sentence case"):
         assert word in r.output
 
 

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from runtime import Translator
 from runtime.cli import cli
-from runtime.model_format import SOURCE_SPM_FILE, TARGET_SPM_FILE, load_config
+from runtime.model_format import FORMAT_VERSION, SOURCE_SPM_FILE, TARGET_SPM_FILE, load_config
+from runtime.prepare import TextConfig
 from runtime.tokenizer import SentencePieceTokenizer, Tokenizer, from_state
 from runtime.vocab import UNK_ID
 from tests.runtime.test_folder_integrity import _copy, _edit_json, _refused, _rehash
@@ -62,9 +63,10 @@ def test_vocabulary_is_the_models_pieces_and_ids_agree(spm, tiny_spm_onnx):
         assert [vocab.index(p) for p in spm.tokenize(text, side)] == sp.encode(text)  # piece id == vocabulary id
 
 
-def test_folder_carries_hashed_models_and_format_2(tiny_spm_onnx, spm):
+def test_folder_carries_hashed_models_and_its_text_settings(tiny_spm_onnx, spm):
     cfg = load_config(tiny_spm_onnx)
-    assert cfg.format_version == 2 and cfg.attention == "none"
+    assert cfg.format_version == FORMAT_VERSION and cfg.attention == "none"
+    assert cfg.text == TextConfig("en", "fr", restore_case=True)
     assert {SOURCE_SPM_FILE, TARGET_SPM_FILE} <= set(cfg.files)
     assert (tiny_spm_onnx / SOURCE_SPM_FILE).read_bytes() == spm.source_model
     assert json.loads((tiny_spm_onnx / "tokenizer.json").read_text()) == {
@@ -72,12 +74,12 @@ def test_folder_carries_hashed_models_and_format_2(tiny_spm_onnx, spm):
 
 
 def test_runtime_equals_pytorch_through_subwords(translator, tiny_spm_run):
-    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+    from tests.conftest import torch_model
     from trainer.evaluate import torch_translate
 
-    model, sv, tv, tok = model_from_checkpoint(load_checkpoint(tiny_spm_run / "checkpoint.pth"))
+    model, codec = torch_model(tiny_spm_run / "checkpoint.pth")
     texts = ["The cat is black.", "she is tired", "Paul has 4 cars.", "Zorblaxian!", "Where is Tom?"]
-    assert translator.translate(texts) == torch_translate(model, sv, tv, tok, texts)
+    assert translator.translate(texts) == torch_translate(model, codec, texts)
 
 
 @pytest.mark.parametrize("text", ["🙂🙂", "Hello 🙂 Paul", "こんにちは世界", "Привет, Paul!", "tab\there", "a\x07b\x1bc",
@@ -90,8 +92,8 @@ def test_text_never_seen_translates_without_error(translator, text):
 
 
 def test_only_control_characters_translate_to_empty(translator):
-    # sentencepiece's normalization drops them: no token, so no translation (as for blank text)
-    assert translator.translate(["\x07\x1b", "", "  "]) == ["", "", ""]
+    # sentencepiece's normalization drops them: no token, so no translation; blank text comes back as it is
+    assert translator.translate(["\x07\x1b", "", "  "]) == ["", "", "  "]
     ids, _ = translator.encode("\x07\x1b\x7f")
     assert ids is None
 
@@ -195,7 +197,7 @@ def _write_format_1(checkpoint, v2_folder, out):
     tokenizer = json.loads((out / "tokenizer.json").read_text())
     (out / "tokenizer.json").write_text(json.dumps({k: v for k, v in tokenizer.items() if k != "type"}))
     config = json.loads((out / "config.json").read_text())
-    del config["attention"]
+    del config["attention"], config["text"]
     config["format_version"] = 1
     config["files"] = {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in config["files"]}
     (out / "config.json").write_text(json.dumps(config))

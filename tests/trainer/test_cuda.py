@@ -35,15 +35,14 @@ def test_cuda_training_learns_and_checkpoint_loads_on_cpu(cuda_run):
 
 
 def test_cuda_model_matches_cpu(cuda_run):
-    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+    from tests.conftest import torch_model
     from trainer.evaluate import torch_translate
 
     out, _ = cuda_run
-    ckpt = load_checkpoint(out / "checkpoint.pth")
-    model, src_vocab, tgt_vocab, tokenizer = model_from_checkpoint(ckpt)
+    model, codec = torch_model(out / "checkpoint.pth")
     texts = ["the cat is black", "i am happy", "we have a dog", "where is the station"]
-    cpu = torch_translate(model, src_vocab, tgt_vocab, tokenizer, texts, device="cpu")
-    cuda = torch_translate(model, src_vocab, tgt_vocab, tokenizer, texts, device="cuda")
+    cpu = torch_translate(model, codec, texts, device="cpu")
+    cuda = torch_translate(model, codec, texts, device="cuda")
     assert cuda == cpu
-    cpu_beam = torch_translate(model, src_vocab, tgt_vocab, tokenizer, texts, device="cpu", beam_size=3)
-    assert torch_translate(model, src_vocab, tgt_vocab, tokenizer, texts, device="cuda", beam_size=3) == cpu_beam
+    cpu_beam = torch_translate(model, codec, texts, device="cpu", beam_size=3)
+    assert torch_translate(model, codec, texts, device="cuda", beam_size=3) == cpu_beam

@@ -4,6 +4,7 @@ import pytest
 
 from runtime.tokenizer import Tokenizer
 from runtime.vocab import Vocab, source_ids, target_ids
+from runtime.prepare import TextConfig
 from trainer import token_cache
 from trainer.data import DataOptions, PairIds, cached_tokens, load_corpus
 
@@ -27,7 +28,7 @@ def _direct(pairs, tok, sv, tv, reverse, max_src):
 def test_cached_ids_equal_direct_tokenization(corpus, tmp_path, reverse, max_src):
     tok = Tokenizer()
     pairs = load_corpus(str(corpus)).pairs
-    cache = cached_tokens(str(corpus), DataOptions(), tok, tmp_path / "cache")
+    cache = cached_tokens(str(corpus), DataOptions(), tok, TextConfig(), tmp_path / "cache")
     assert len(cache) == len(pairs) == 302 and cache.skipped == 1
     # a vocabulary that leaves some words out, so <unk> mapping is exercised too
     sv = Vocab.build((tok.tokenize(s) for s, _ in pairs[:150]), min_freq=1)
@@ -43,7 +44,7 @@ def test_cached_ids_equal_direct_tokenization(corpus, tmp_path, reverse, max_src
 def test_counts_over_rows_give_the_vocabulary_of_those_rows(corpus, tmp_path):
     tok = Tokenizer()
     pairs = load_corpus(str(corpus)).pairs
-    cache = cached_tokens(str(corpus), DataOptions(), tok, tmp_path / "cache")
+    cache = cached_tokens(str(corpus), DataOptions(), tok, TextConfig(), tmp_path / "cache")
     rows = np.arange(0, len(cache), 3)
     for side in (0, 1):
         direct = Vocab.build(tok.tokenize(pairs[r][side]) for r in rows)
@@ -52,7 +53,7 @@ def test_counts_over_rows_give_the_vocabulary_of_those_rows(corpus, tmp_path):
 
 def test_built_once_then_reused(corpus, tmp_path, monkeypatch):
     cache_dir = tmp_path / "cache"
-    first = cached_tokens(str(corpus), DataOptions(), Tokenizer(), cache_dir)
+    first = cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), cache_dir)
     assert not first.reused and len(list(cache_dir.iterdir())) == 1
     stamp = {p.name: p.stat().st_mtime_ns for p in first.folder.iterdir()}
 
@@ -60,7 +61,7 @@ def test_built_once_then_reused(corpus, tmp_path, monkeypatch):
         raise AssertionError("the cache was rebuilt")
 
     monkeypatch.setattr(token_cache, "build", no_rebuild)
-    second = cached_tokens(str(corpus), DataOptions(), Tokenizer(), cache_dir)
+    second = cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), cache_dir)
     assert second.reused and isinstance(second.src_ids, np.memmap)
     assert {p.name: p.stat().st_mtime_ns for p in second.folder.iterdir()} == stamp
     assert np.array_equal(first.src_ids, second.src_ids) and first.tgt_tokens == second.tgt_tokens
@@ -69,7 +70,7 @@ def test_built_once_then_reused(corpus, tmp_path, monkeypatch):
 @pytest.mark.parametrize("change", ["file", "lowercase", "max_pairs"])
 def test_rebuilt_when_the_file_or_the_settings_change(corpus, tmp_path, change):
     cache_dir = tmp_path / "cache"
-    first = cached_tokens(str(corpus), DataOptions(), Tokenizer(), cache_dir)
+    first = cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), cache_dir)
     opts, tok = DataOptions(), Tokenizer()
     if change == "file":
         corpus.write_text(TEXT + "One more.\tUn de plus.\n", encoding="utf-8")
@@ -77,7 +78,7 @@ def test_rebuilt_when_the_file_or_the_settings_change(corpus, tmp_path, change):
         tok = Tokenizer(lowercase=False)
     else:
         opts = DataOptions(max_pairs=10)
-    second = cached_tokens(str(corpus), opts, tok, cache_dir)
+    second = cached_tokens(str(corpus), opts, tok, TextConfig(), cache_dir)
     assert not second.reused and second.folder != first.folder and len(list(cache_dir.iterdir())) == 2
     assert len(second) == {"file": 303, "lowercase": 302, "max_pairs": 10}[change]
     if change == "lowercase":
@@ -86,9 +87,9 @@ def test_rebuilt_when_the_file_or_the_settings_change(corpus, tmp_path, change):
 
 def test_an_incomplete_cache_is_rebuilt(corpus, tmp_path):
     cache_dir = tmp_path / "cache"
-    first = cached_tokens(str(corpus), DataOptions(), Tokenizer(), cache_dir)
+    first = cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), cache_dir)
     (first.folder / "tgt_ids.npy").unlink()
-    again = cached_tokens(str(corpus), DataOptions(), Tokenizer(), cache_dir)
+    again = cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), cache_dir)
     assert not again.reused and np.array_equal(again.tgt_ids, first.tgt_ids)
 
 
@@ -106,9 +107,10 @@ def test_csv_and_prefix_sources_go_through_the_cache(tmp_path):
     (tmp_path / "p.csv").write_text('English,French\nhello,bonjour\n"yes, sir","oui, monsieur"\n', encoding="utf-8")
     (tmp_path / "m.de").write_text("ein Hund\nzwei Katzen\n", encoding="utf-8")
     (tmp_path / "m.en").write_text("a dog\ntwo cats\n", encoding="utf-8")
-    c = cached_tokens(str(tmp_path / "p.csv"), DataOptions(), Tokenizer(), tmp_path / "cache")
+    c = cached_tokens(str(tmp_path / "p.csv"), DataOptions(), Tokenizer(), TextConfig(), tmp_path / "cache")
     assert c.tgt_tokens == ["bonjour", "oui", ",", "monsieur"] and len(c) == 2
-    m = cached_tokens(str(tmp_path / "m"), DataOptions(src_lang="de", tgt_lang="en"), Tokenizer(), tmp_path / "cache")
+    m = cached_tokens(str(tmp_path / "m"), DataOptions(src_lang="de", tgt_lang="en"), Tokenizer(), TextConfig(),
+                      tmp_path / "cache")
     assert m.src_tokens == ["ein", "hund", "zwei", "katzen"] and len(m) == 2
 
 
