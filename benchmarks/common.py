@@ -15,6 +15,12 @@ TATOEBA = SHARED / "tatoeba-fra"
 MULTI30K = SHARED / "multi30k"
 OUT = ROOT / "artifacts" / "bench"
 sys.path.insert(0, str(ROOT))
+# the reference tasks: training, validation and test sets, and the languages
+TASKS = {
+    "tatoeba en-fr": dict(data=TATOEBA / "train.tsv", valid=TATOEBA / "valid.tsv", test=TATOEBA / "test.tsv", src="en", tgt="fr"),
+    "multi30k en-fr": dict(data=MULTI30K / "train", valid=MULTI30K / "val", test=MULTI30K / "test_2016_flickr", src="en", tgt="fr"),
+    "multi30k de-en": dict(data=MULTI30K / "train", valid=MULTI30K / "val", test=MULTI30K / "test_2016_flickr", src="de", tgt="en"),
+}
 
 
 def require_shared() -> None:

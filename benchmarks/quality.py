@@ -19,14 +19,9 @@ import shlex
 import sys
 import time
 
-from common import MULTI30K, OUT, TATOEBA, emit, machine, require_shared, run
+from common import OUT, TASKS, emit, machine, require_shared, run
 from runtime.atomic import atomic_write
 
-TASKS = {
-    "tatoeba en-fr": dict(data=TATOEBA / "train.tsv", valid=TATOEBA / "valid.tsv", test=TATOEBA / "test.tsv", src="en", tgt="fr"),
-    "multi30k en-fr": dict(data=MULTI30K / "train", valid=MULTI30K / "val", test=MULTI30K / "test_2016_flickr", src="en", tgt="fr"),
-    "multi30k de-en": dict(data=MULTI30K / "train", valid=MULTI30K / "val", test=MULTI30K / "test_2016_flickr", src="de", tgt="en"),
-}
 # trainer fit options on top of its defaults (SentencePiece BPE 8000, 2 x 256, ...)
 CONFIGS = {"paper": ["--attention", "none"], "attention": ["--attention", "luong"]}
 

@@ -8,9 +8,17 @@ import click
 from click.core import ParameterSource
 
 from runtime.cli import require, version_option
-from trainer.config import DataConfig, ModelConfig, TrainConfig
+from trainer.config import AugmentConfig, DataConfig, ModelConfig, TrainConfig
 
 D, M, T = DataConfig(), ModelConfig(), TrainConfig()  # the defaults, from their one place
+AUGMENT_DEFAULT = ",".join(f"{k}={v:g}" for k, v in vars(T.augment).items())
+
+
+def _augment(ctx, param, value):
+    try:
+        return AugmentConfig.parse(value) if value is not None else None
+    except ValueError as e:
+        raise click.BadParameter(str(e).removeprefix("--augment: ")) from None
 
 DATA_HELP = ("builtin (default), builtin:test, a .tsv/.txt/.csv file, a PREFIX of PREFIX.SRC/PREFIX.TGT files, "
              "or kaggle[:OWNER/SLUG[/versions/N][:FILE]]")
@@ -55,8 +63,9 @@ def cli():
 @click.option("--max-pairs", type=click.IntRange(1), help="Use only the first N pairs.")
 @click.option("--src-col", default=D.src_col, show_default=True, help="CSV source column.")
 @click.option("--tgt-col", default=D.tgt_col, show_default=True, help="CSV target column.")
-@click.option("--src-lang", default=D.src_lang, show_default=True, help="Source suffix for PREFIX data.")
-@click.option("--tgt-lang", default=D.tgt_lang, show_default=True, help="Target suffix for PREFIX data.")
+@click.option("--src-lang", default=D.src_lang, show_default=True,
+              help="Source language code: the suffix of PREFIX data, and the language the model folder declares.")
+@click.option("--tgt-lang", default=D.tgt_lang, show_default=True, help="Target language code (likewise).")
 @click.option("--vocab", default=D.vocab, show_default=True, type=click.Choice(["sentencepiece", "word"]),
               help="SentencePiece subwords trained on the training split (cased, open vocabulary), or whole words.")
 @click.option("--vocab-size", default=D.vocab_size, show_default=True, type=click.IntRange(16),
@@ -65,6 +74,13 @@ def cli():
               help="sentencepiece: the segmentation algorithm.")
 @click.option("--lowercase/--keep-case", default=D.lowercase,
               help="Lower-case the text  [default: word vocabulary lower-cases, sentencepiece keeps case]")
+@click.option("--restore-case/--keep-input-case", "restore_case", default=D.restore_case, show_default=True,
+              help="Read ALL CAPS and Title Case sources as sentence case and give the output their casing back "
+                   "(here and in the runtime alike); --keep-input-case reads text as typed.")
+@click.option("--augment", callback=_augment, metavar="NAME=RATE,...",
+              help=f"Rates of the source modifiers, drawn afresh each epoch (others keep their default) "
+                   f"[default: {AUGMENT_DEFAULT}]")
+@click.option("--no-augment", is_flag=True, help="Train on the sources as they are written.")
 @click.option("--min-freq", default=D.min_freq, show_default=True, type=click.IntRange(1),
               help="word: drop tokens seen fewer times in the training split.")
 @click.option("--max-vocab", type=click.IntRange(5), help="word: largest vocabulary per side, specials included.")
@@ -104,7 +120,7 @@ def cli():
 @click.option("--force", is_flag=True, help="Train anew even if --out holds an earlier run's checkpoint (replacing it).")
 @version_option()
 @_user_errors
-def fit(resume, force, **options):
+def fit(resume, force, no_augment, **options):
     """Train a translator; the best checkpoint by validation loss goes to OUT/checkpoint.pth.
 
     \b
@@ -121,6 +137,10 @@ def fit(resume, force, **options):
                   and ctx.get_parameter_source("batch_tokens") is ParameterSource.DEFAULT)
     if size_alone:  # sentence batches, as --batch-size meant before batches by size were the default
         options["batch_tokens"] = 0
+    if no_augment and options["augment"] is not None:
+        raise click.UsageError("give --augment or --no-augment, not both")
+    if no_augment:
+        options["augment"] = AugmentConfig.off()
     best = run_fit(TrainConfig.from_flat(**options), resume=resume, log=click.echo, force=force)
     if best:
         click.echo(f"best epoch {best['epoch']}: valid loss {best['valid_loss']:.4f}, ppl {best['valid_ppl']:.2f} "

@@ -96,10 +96,27 @@ def test_int8_quantizes_lstm_and_output_projection(tiny_onnx_int8, tiny_onnx):
     assert float_weight_ops(tiny_onnx / "decoder.onnx")  # the check itself can fail
 
 
-def test_int8_cli_reports_agreement_and_size(tiny_ckpt, tmp_path):
-    r = CliRunner().invoke(cli, ["onnx", str(tiny_ckpt), "--out", str(tmp_path / "q"), "--quantize", "int8"])
+def test_int8_cli_reports_agreement_and_size(tiny_ckpt, tiny_onnx, tmp_path):
+    """The report's numbers are the folders': the agreement of the two folders' greedy output on the
+    sentences export verifies with, and the graphs' sizes."""
+    import re
+
+    from export.verify import greedy_ids
+
+    out = tmp_path / "q"
+    r = CliRunner().invoke(cli, ["onnx", str(tiny_ckpt), "--out", str(out), "--quantize", "int8"])
     assert r.exit_code == 0, r.output
-    assert "int8: greedy output equals fp32 on" in r.output and "smaller" in r.output
+    m = re.search(r"int8: greedy output equals fp32 on (\d+)% of sentences; size ([\d.]+) MB -> ([\d.]+) MB "
+                  r"\(([\d.]+)x smaller\)", r.output)
+    assert m, r.output
+    graphs = lambda folder: sum((folder / g).stat().st_size for g in ("encoder.onnx", "decoder.onnx"))
+    assert (float(m[2]), float(m[3])) == (round(graphs(tiny_onnx) / 1e6, 2), round(graphs(out) / 1e6, 2))
+    assert float(m[4]) == round(graphs(tiny_onnx) / graphs(out), 1)
+    ckpt = load_checkpoint(tiny_ckpt)
+    model, src_vocab, _, tokenizer = model_from_checkpoint(ckpt)
+    texts = sample_sentences(ckpt, tokenizer, src_vocab, model.cfg.max_source_len)
+    ids = [greedy_ids(f / "encoder.onnx", f / "decoder.onnx", texts, tokenizer, src_vocab, model.cfg) for f in (tiny_onnx, out)]
+    assert int(m[1]) == round(100 * sum(a == b for a, b in zip(*ids)) / len(texts))
 
 
 class Evil:

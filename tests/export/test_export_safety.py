@@ -32,6 +32,7 @@ KILLS = {
         A.replace_folder = replace_folder
     """),
 }
+FILES = {"encoder.onnx", "decoder.onnx", "source_vocabulary.json", "target_vocabulary.json", "tokenizer.json"}
 # where each kill leaves the target: still the old folder, or already the new one
 EXPECT_OLD = {"mid-build": True, "mid-file-write": True, "before-swap": True, "after-swap": False,
               "fallback-between-renames": None}  # None: gone for an instant; the next export restores the old one
@@ -52,7 +53,7 @@ def _killed_export(ckpt, out, step):
 
 @pytest.mark.parametrize("step", list(KILLS))
 def test_killed_export_leaves_a_complete_folder_and_the_next_export_cleans_up(tiny_ckpt, tiny_onnx, tmp_path, step):
-    from export.folder import export_onnx
+    from export.folder import ExportError, export_onnx
 
     out = tmp_path / "model"
     shutil.copytree(tiny_onnx, out)
@@ -67,9 +68,10 @@ def test_killed_export_leaves_a_complete_folder_and_the_next_export_cleans_up(ti
         assert (out / "OLD-MARKER").exists() == EXPECT_OLD[step]
     assert leftovers, "a kill at this step leaves a temporary folder behind"
     # the next export: restores a folder put aside, removes every temporary folder, refuses without --force
-    with pytest.raises(Exception, match="exists; pass --force"):
+    with pytest.raises(ExportError, match="exists; pass --force"):
         export_onnx(tiny_ckpt, out, verify=False)
-    assert load_config(out) and [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert set(load_config(out).files) == FILES and [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert (out / "OLD-MARKER").exists() == (EXPECT_OLD[step] is not False)  # the old folder, put back if aside
     export_onnx(tiny_ckpt, out, verify=False, force=True)
     assert not (out / "OLD-MARKER").exists() and [p.name for p in tmp_path.iterdir()] == ["model"]
 

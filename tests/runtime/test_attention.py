@@ -1,5 +1,5 @@
 """The attention model through export and the runtime: padding invariance of the graphs, one
-decoding pipeline (PyTorch evaluate == runtime), beam 1 == greedy, int8 parity, IOBinding."""
+decoding pipeline (PyTorch evaluate == runtime), beam 1 == greedy, int8 parity (IOBinding: test_translator)."""
 from __future__ import annotations
 
 import json
@@ -140,24 +140,6 @@ def test_int8_attention_parity(tiny_att_onnx, tiny_att_onnx_int8):
     clear = live & (top2[..., 1] - top2[..., 0] > 0.18)
     assert clear.sum() >= 100  # enough steps to mean something
     assert (fp32.argmax(-1) == int8.argmax(-1))[clear].all()
-
-
-@pytest.mark.parametrize("folder", ["tiny_att_onnx", "tiny_att_onnx_int8"])
-def test_iobinding_path_on_cpu_matches_plain_run(folder, request):
-    """The OrtValue path CUDA takes (memory, lengths and input feed bound as OrtValues), run on the CPU."""
-    folder = request.getfixturevalue(folder)
-    plain = Translator(folder, device="cpu")
-    bound = Translator(folder, device="cpu")
-    bound.encoder = EncoderSession(bound.encoder.session, "cpu", io_binding=True)
-    bound.decoder = DecoderSession(bound.decoder.session, "cpu", io_binding=True)
-    state = bound.encoder(*_batch(ROWS[:2]))
-    assert set(state) == {"hidden", "cell", "memory", "src_lengths", "input_feed"}
-    assert all(type(x).__name__ == "OrtValue" for x in state.values())
-    assert bound.translate(SENTENCES) == plain.translate(SENTENCES)
-    got = bound.translate(SENTENCES[:20], beam_size=3, n_best=2, return_scores=True)
-    want = plain.translate(SENTENCES[:20], beam_size=3, n_best=2, return_scores=True)
-    assert [[h.text for h in s] for s in got] == [[h.text for h in s] for s in want]
-    assert np.allclose([h.score for s in got for h in s], [h.score for s in want for h in s], atol=1e-5)
 
 
 def test_config_attention_must_match_the_graphs(tiny_onnx, tiny_att_onnx, tmp_path):

@@ -1,5 +1,6 @@
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -23,10 +24,13 @@ def test_translate_arguments_and_json(tiny_onnx):
     assert [(d["index"], d["source"], d["translation"]) for d in records] == [(0, "hello", plain[0]), (1, "thank you", plain[1])]
 
 
-def test_model_from_environment_variable(tiny_onnx, monkeypatch):
+def test_model_from_environment_variable(tiny_onnx, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no artifacts/onnx here: only the variable can name the model
+    assert _run("translate", "hello").exit_code != 0
     monkeypatch.setenv("SEQ2SEQ_MODEL", str(tiny_onnx))
-    assert _run("translate", "hello").exit_code == 0
-    assert "format version" in _run("info").output
+    r = _run("translate", "hello")
+    assert r.exit_code == 0 and r.stdout == _run("translate", "--model", str(tiny_onnx), "hello").stdout
+    assert f"model folder      {tiny_onnx}" in _run("info").output
 
 
 def test_input_file_stdin_and_output_file(tiny_onnx, tmp_path):
@@ -94,7 +98,10 @@ def test_n_best_with_scores(tiny_onnx):
     assert len(hyps) == 3 and [h["score"] for h in hyps] == sorted((h["score"] for h in hyps), reverse=True)
 
 
-def test_python_m_runtime_and_console_script_shape(tiny_onnx):
-    r = subprocess.run([PY, "-m", "runtime", "translate", "--model", str(tiny_onnx), "--device", "cpu", "hello"],
-                       capture_output=True, text=True, env=run_env(), cwd=ROOT)
+def test_python_m_runtime_and_the_console_script_translate_alike(tiny_onnx):
+    args = ["translate", "--model", str(tiny_onnx), "--device", "cpu", "hello"]
+    r = subprocess.run([PY, "-m", "runtime", *args], capture_output=True, text=True, env=run_env(), cwd=ROOT)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 1, r.stderr
+    script = Path(PY).parent / "runtime"  # installed by pip install -e . beside this python
+    s = subprocess.run([str(script), *args], capture_output=True, text=True, env=run_env(), cwd=ROOT)
+    assert s.returncode == 0 and s.stdout == r.stdout, s.stderr

@@ -179,8 +179,12 @@ def translator(tiny_onnx):
 
 
 def test_a_string_gives_a_string_and_a_list_a_list(translator):
-    assert translator.translate("the cat is black") == translator.translate(["the cat is black"])[0]
-    assert isinstance(translator.translate("hello"), str) and len(translator.translate("hello")) < 40
+    texts = ["the cat is black", "hello", "thank you"]
+    one = translator.translate(texts[0])
+    assert type(one) is str and one and one == translator.translate([texts[0]])[0]
+    many = translator.translate(texts)
+    assert type(many) is list and many == [translator.translate(t) for t in texts]
+    assert translator.translate(tuple(texts)) == many
 
 
 def test_non_string_item_names_its_index(translator):

@@ -82,6 +82,23 @@ def test_runtime_equals_pytorch_through_subwords(translator, tiny_spm_run):
     assert translator.translate(texts) == torch_translate(model, codec, texts)
 
 
+def test_format_2_folder_loads_and_reads_text_as_typed(tiny_spm_onnx, tmp_path):
+    """A folder from before "text" (format 2): languages unknown, input read as typed, as it was trained."""
+    import dataclasses
+    import shutil
+
+    old = tmp_path / "v2"
+    shutil.copytree(tiny_spm_onnx, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["text"]
+    (old / "config.json").write_text(json.dumps({**config, "format_version": 2}))
+    t, now = Translator(old), Translator(tiny_spm_onnx)
+    assert t.config.format_version == 2 and t.config.text == TextConfig()
+    now.codec = dataclasses.replace(now.codec, text=TextConfig())
+    texts = ["WHERE IS THE STATION?", "Where Is The Cat Now", "she is tired"]
+    assert t.translate(texts) == now.translate(texts)
+
+
 @pytest.mark.parametrize("text", ["🙂🙂", "Hello 🙂 Paul", "こんにちは世界", "Привет, Paul!", "tab\there", "a\x07b\x1bc",
                                   "\u200b\u200b", "x" * 3000])
 def test_text_never_seen_translates_without_error(translator, text):

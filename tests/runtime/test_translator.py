@@ -130,29 +130,27 @@ def test_cuda_library_preload_keeps_stdout_clean_and_names_what_failed(monkeypat
     assert "Invalid parameter" in sessions.load_cuda_libraries.__wrapped__()
 
 
-@pytest.mark.parametrize("folder", ["tiny_onnx", "tiny_onnx_int8"])
+@pytest.mark.parametrize("folder", ["tiny_onnx", "tiny_onnx_int8", "tiny_att_onnx", "tiny_att_onnx_int8"])
 def test_iobinding_path_on_cpu_matches_plain_run(folder, request):
-    """The IOBinding/OrtValue code that CUDA uses, run with the device set to cpu: only the CUDA
-    provider itself is left untested on a machine without a GPU."""
+    """The IOBinding/OrtValue code that CUDA uses (the whole decoder state bound as OrtValues: with
+    attention also the memory, source lengths and input feed), run with the device set to cpu: only
+    the CUDA provider itself is left untested on a machine without a GPU."""
+    from runtime.decode import pad_batch
     from runtime.sessions import DecoderSession, EncoderSession
 
     plain = Translator(request.getfixturevalue(folder), device="cpu")
     bound = Translator(request.getfixturevalue(folder), device="cpu")
     bound.encoder = EncoderSession(bound.encoder.session, "cpu", io_binding=True)
     bound.decoder = DecoderSession(bound.decoder.session, "cpu", io_binding=True)
-    state = bound.encoder(*bound_inputs(bound))
+    state = bound.encoder(*pad_batch([bound.encode("the cat is black")[0], bound.encode("hello")[0]]))
+    attention = {"memory", "src_lengths", "input_feed"} if plain.config.attention == "luong" else set()
+    assert set(state) == {"hidden", "cell"} | attention
     assert all(type(x).__name__ == "OrtValue" for x in state.values())  # really the OrtValue path
     assert bound.translate(SENTENCES) == plain.translate(SENTENCES)
     got = bound.translate(SENTENCES[:30], beam_size=3, n_best=2, return_scores=True)
     want = plain.translate(SENTENCES[:30], beam_size=3, n_best=2, return_scores=True)
     assert [[h.text for h in s] for s in got] == [[h.text for h in s] for s in want]
     assert np.allclose([h.score for s in got for h in s], [h.score for s in want for h in s], atol=1e-5)
-
-
-def bound_inputs(t):
-    from runtime.decode import pad_batch
-
-    return pad_batch([t.encode("the cat is black")[0]])
 
 
 @pytest.mark.gpu
@@ -171,6 +169,10 @@ def test_cuda_iobinding_matches_cpu(tiny_onnx):
     assert np.allclose([h.score for s in got for h in s], [h.score for s in want for h in s], atol=1e-4)
 
 
-def test_int8_folder_translates(tiny_onnx_int8):
-    out = Translator(tiny_onnx_int8).translate(SENTENCES[:5])
-    assert len(out) == 5 and all(isinstance(o, str) for o in out)
+def test_int8_folder_translates(tiny_onnx_int8, tiny_onnx):
+    """The int8 folder translates every sentence, mostly as fp32 does. Bound: int8 rounding moves a
+    3-epoch model's near-tied tokens, so whole sentences can differ (0-16% of them measured over four
+    training runs); a broken int8 graph agrees on next to none."""
+    int8, fp32 = Translator(tiny_onnx_int8).translate(SENTENCES), Translator(tiny_onnx).translate(SENTENCES)
+    assert len(int8) == len(SENTENCES) and all(o.strip() for o in int8)
+    assert sum(a == b for a, b in zip(int8, fp32)) >= len(SENTENCES) // 2

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from tests.conftest import PY, ROOT, TINY, run_env
+from trainer.checkpoint import load_checkpoint
 
 
 def _cli(*args, cwd=ROOT):
@@ -96,7 +97,9 @@ def test_fit_into_an_empty_or_new_folder_needs_no_flag(tmp_path):
 
     (tmp_path / "empty").mkdir()
     for out in (tmp_path / "empty", tmp_path / "new"):
-        assert fit(TrainConfig.from_flat(**{**TINY, "epochs": 1, "max_pairs": 100}, out=str(out)))
+        best = fit(TrainConfig.from_flat(**{**TINY, "epochs": 1, "max_pairs": 100}, out=str(out)))
+        assert best["epoch"] == 1  # trained, and wrote its run there
+        assert load_checkpoint(out / "checkpoint.pth")["metrics"] == best and load_checkpoint(out / "last.pth")["epoch"] == 1
 
 
 @pytest.mark.parametrize("program,extra", [

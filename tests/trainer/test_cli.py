@@ -1,6 +1,8 @@
 import subprocess
 
 import pytest
+
+from trainer.augment import epoch_masks
 import torch
 from click.testing import CliRunner
 
@@ -47,6 +49,39 @@ def test_fit_batching_options(monkeypatch, tmp_path, args, batch_tokens, batch_s
     r = _invoke("fit", "--out", str(tmp_path), *args)
     assert r.exit_code == 0, r.output
     assert (seen[0].batch_tokens, seen[0].batch_size) == (batch_tokens, batch_size)
+
+
+@pytest.mark.parametrize("args, rates, restore_case", [
+    ([], dict(lowercase=0.3, lower_first=0.1, strip_punct=0.3, upper=0.0, title=0.0), True),  # the defaults
+    (["--augment", "lowercase=0.5,strip-punct=0"], dict(lowercase=0.5, lower_first=0.1, strip_punct=0.0), True),
+    (["--no-augment"], dict(lowercase=0.0, lower_first=0.0, strip_punct=0.0, upper=0.0, title=0.0), True),
+    (["--keep-input-case", "--augment", "upper=0.1,title=0.1"], dict(upper=0.1, title=0.1), False),
+])
+def test_fit_augmentation_options(monkeypatch, tmp_path, args, rates, restore_case):
+    import trainer.train
+
+    seen = []
+    monkeypatch.setattr(trainer.train, "fit", lambda cfg, **kw: seen.append(cfg))
+    r = _invoke("fit", "--out", str(tmp_path), *args)
+    assert r.exit_code == 0, r.output
+    assert {k: getattr(seen[0].augment, k) for k in rates} == rates and seen[0].data.restore_case is restore_case
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--augment", "lowercase=2"], "lowercase needs a rate from 0 to 1"),
+    (["--augment", "shouting=0.1"], "unknown modifier 'shouting'"),
+    (["--augment", "lowercase=0.1", "--no-augment"], "give --augment or --no-augment, not both"),
+])
+def test_bad_augmentation_options_are_usage_errors(tmp_path, args, message):
+    r = _invoke("fit", "--out", str(tmp_path), *args)
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+
+
+def test_runs_saved_before_augmentation_resume_without_it():
+    from trainer.config import TrainConfig
+
+    old = TrainConfig.from_dict({"batch_size": 32, "epochs": 1})
+    assert epoch_masks(10, old.augment, 0, 1) is None and old.data.restore_case is False
 
 
 def test_config_saved_before_token_batches_keeps_sentence_batches():

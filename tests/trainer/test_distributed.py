@@ -13,9 +13,11 @@ import torch
 
 from tests.conftest import PY, ROOT, run_env
 
-# dropout 0: the only randomness left is the batch order, which is the same for any world size
+# dropout 0: the only randomness left is the batch order and the augmentation draws, which are the same
+# for any world size (augmented more than by default, the target-changing title modifier included)
 OPTIONS = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, dropout=0.0, epochs=2, batch_size=32,
-               batch_tokens=256, seed=3, patience=100)  # batches by size, as by default
+               batch_tokens=256, seed=3, patience=100,  # batches by size, as by default
+               augment="lowercase=0.4,strip_punct=0.5,title=0.2")
 HERE = Path(__file__).parent
 
 
@@ -101,14 +103,18 @@ def test_resume_across_world_sizes(tmp_path, first, then):
 def test_time_budget_stops_every_process_at_the_same_step(tmp_path):
     """Each process reads its own clock; the decision is shared, so no process waits in a
     collective for a peer that already stopped (that would hang until the timeout)."""
-    args = ["-m", "trainer", "fit", *_flags({**OPTIONS, "epochs": 200, "max_pairs": 3000}), "--time-budget", "2",
-            "--out", str(tmp_path)]
+    out, record = tmp_path / "out", tmp_path / "record"
+    record.mkdir()
+    options = {**OPTIONS, "epochs": 200, "max_pairs": 3000, "time_budget": 2, "out": str(out)}
     start = time.time()
-    r = torchrun(2, *args, timeout=120)
+    r = torchrun(2, str(HERE / "ddp_run.py"), json.dumps(options), str(record), timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "time budget of 2s spent" in r.stdout and time.time() - start < 60
-    steps = _steps(tmp_path)
+    assert time.time() - start < 60
+    steps = _steps(out)
     assert 0 < len(steps) < 200 * 47  # stopped long before 200 epochs of 47 steps
+    # both processes took exactly the steps rank 0 logged: their weights are the same
+    a, b = (torch.load(record / f"weights-rank{k}.pt") for k in (0, 1))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def _children(pid: int) -> list[int]:
@@ -120,7 +126,10 @@ def _children(pid: int) -> list[int]:
 
 def test_a_killed_rank_ends_the_run_with_a_clear_error(tmp_path):
     args = ["-m", "trainer", "fit", *_flags({**OPTIONS, "epochs": 50, "max_pairs": 3000}), "--out", str(tmp_path)]
-    proc = subprocess.Popen([PY, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", *args],
+    # torchrun checks its workers every 5 s here (0.1 s by default): the survivor notices the dead peer at its
+    # next collective, within a step, and must say so itself before torchrun would stop it
+    proc = subprocess.Popen([PY, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                             "--monitor-interval", "5", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
     deadline = time.time() + 120
     while time.time() < deadline and not (tmp_path / "metrics.csv").exists():
@@ -132,9 +141,10 @@ def test_a_killed_rank_ends_the_run_with_a_clear_error(tmp_path):
     start = time.time()
     stdout, stderr = proc.communicate(timeout=90)
     assert proc.returncode != 0 and time.time() - start < 90
-    assert "Traceback" not in stdout
-    # the survivor says why in one line (unless torchrun stopped it first), and torchrun names the failed rank
-    assert "another process of the distributed run stopped" in stderr or "SIGKILL" in stderr or "Signal 9" in stderr, stderr
+    assert "Traceback" not in stdout  # (torchrun prints its own traceback on stderr for the failed rank)
+    # the survivor says why in one line
+    said = [line for line in stderr.splitlines() if "another process of the distributed run stopped" in line]
+    assert len(said) == 1 and said[0].startswith("Error: process 0: "), stderr
 
 
 def test_single_process_without_torchrun_is_unchanged(tiny_run):
