@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from common import OUT, ROOT, TATOEBA, emit, machine, require_shared
+from common import OUT, PAPER_WORD_2026_11_24, ROOT, TATOEBA, emit, machine, require_shared
 
 
 def make_corpus(path, n: int) -> int:
@@ -38,7 +38,7 @@ def fit(corpus, out, budget: float, extra=()) -> dict:
     """Runs `trainer fit` in a child; -> wall seconds to the 'data ...' line (start-up), total
     seconds, its peak RSS, and the tokens/s of its epoch."""
     cmd = [sys.executable, "-m", "trainer", "fit", "--data", str(corpus), "--out", str(out), "--force", "--epochs", "1",
-           "--min-freq", "2", "--time-budget", str(budget), *extra]
+           "--min-freq", "2", "--time-budget", str(budget), *PAPER_WORD_2026_11_24, *extra]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})

@@ -48,7 +48,7 @@ def reference_row(ckpt_path: str, texts: list[str], device: str) -> tuple[list[f
         src = torch.tensor([ids], device=device)
         state = model.encoder(src, torch.tensor([len(ids)]))
         prev, words = torch.tensor([SOS_ID], device=device), []
-        for _ in range(max_target_len(len(ids), dec.max_len_a, dec.max_len_b, dec.max_len)):
+        for _ in range(max_target_len(len(ids), dec)):
             logits, state = model.decoder.step(prev, state)
             token = logits.argmax(-1).item()
             if token == EOS_ID:

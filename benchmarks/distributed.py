@@ -11,7 +11,7 @@ import argparse
 import csv
 import sys
 
-from common import OUT, TATOEBA, emit, machine, require_shared, run
+from common import OUT, PAPER_WORD_2026_11_24, TATOEBA, emit, machine, require_shared, run
 
 
 def tokens_per_s(out) -> float:
@@ -33,7 +33,7 @@ def main() -> None:
         args.budget, args.max_pairs = 8, 3000
     common = ["-m", "trainer", "fit", "--data", str(TATOEBA / "train.tsv"), "--min-freq", "2", "--epochs", "1",
               "--max-pairs", str(args.max_pairs), "--time-budget", str(args.budget), "--device", args.device, "--force",
-              "--cache-dir", str(OUT / "dist-cache")]
+              "--cache-dir", str(OUT / "dist-cache"), *PAPER_WORD_2026_11_24]
     rows = {}
     for n in args.nproc:
         out = OUT / f"dist-{n}"

@@ -106,6 +106,7 @@ def main() -> None:
     from runtime import Translator
     from trainer.checkpoint import load_checkpoint
     from trainer.data import DataOptions, load_corpus
+    from trainer.config import EvalConfig
     from trainer.evaluate import evaluate
 
     beams = [int(b) for b in args.beams.split(",")]
@@ -135,7 +136,7 @@ def main() -> None:
                        "--epochs", "1000", "--patience", "1000", "--time-budget", str(args.budget / args.stages),
                        "--out", str(out), *langs, *CONFIGS[config], *model_args]
                 run(cmd + (["--resume"] if stage > 1 else ["--force"]))
-                ev = evaluate(load_checkpoint(out / "checkpoint.pth"), str(task["test"]), opts, n_samples=0)
+                ev = evaluate(load_checkpoint(out / "checkpoint.pth"), EvalConfig(str(task["test"]), samples=0), opts)
                 curve.append({"train_s": round(args.budget * stage / args.stages), "bleu": round(ev.bleu, 2)})
                 print(f"{key}: {curve[-1]}", file=sys.stderr)
                 save(store, key, curves=curve)

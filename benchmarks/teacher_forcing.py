@@ -6,7 +6,7 @@ import argparse
 import re
 import sys
 
-from common import OUT, TATOEBA, emit, machine, require_shared, run
+from common import OUT, PAPER_WORD_2026_11_24, TATOEBA, emit, machine, require_shared, run
 
 
 def main() -> None:
@@ -24,7 +24,8 @@ def main() -> None:
         out = OUT / (f"tf-quick-{ratio}" if args.quick else f"tf-{ratio}")
         cmd = [sys.executable, "-m", "trainer", "fit", "--data", str(TATOEBA / "train.tsv"), "--valid",
                str(TATOEBA / "valid.tsv"), "--min-freq", "2", "--epochs", "1000", "--patience", "1000",
-               "--time-budget", str(args.budget), "--teacher-forcing", str(ratio), "--out", str(out), "--force"]
+               "--time-budget", str(args.budget), "--teacher-forcing", str(ratio), "--out", str(out), "--force",
+               *PAPER_WORD_2026_11_24]
         if args.max_pairs:
             cmd += ["--max-pairs", str(args.max_pairs)]
         log = run(cmd).stdout

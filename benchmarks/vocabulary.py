@@ -13,8 +13,7 @@ import argparse
 import sys
 import time
 
-from common import OUT, emit, machine, require_shared, run
-from quality import TASKS
+from common import OUT, PAPER_SUBWORD_2026_11_26, TASKS, emit, machine, require_shared, run
 
 DEFAULT_RUNS = ("tatoeba en-fr=word,bpe:8000,unigram:8000,bpe:4000,bpe:16000;"
                 "multi30k de-en=word,bpe:8000,bpe:4000;multi30k en-fr=word,bpe:8000")
@@ -58,7 +57,8 @@ def main() -> None:
             out = OUT / ("vocabulary-quick" if args.quick else "vocabulary") / f"{name.replace(' ', '_')}-{spec.replace(':', '')}"
             cmd = [sys.executable, "-m", "trainer", "fit", "--data", str(task["data"]), "--valid", str(task["valid"]),
                    "--src-lang", task["src"], "--tgt-lang", task["tgt"], "--epochs", "1000", "--patience", "1000",
-                   "--time-budget", str(args.budget), "--out", str(out), "--force", *vocab_args(spec), *model_args]
+                   "--time-budget", str(args.budget), "--out", str(out), "--force", *PAPER_SUBWORD_2026_11_26,
+                   *vocab_args(spec), *model_args]
             t0 = time.perf_counter()
             fit = run(cmd)
             fit_s = time.perf_counter() - t0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from export.graphs import DEFAULT_OPSET
-from runtime.cli import require, version_option
+from runtime.commands import require, version_option
 
 
 @click.group()
@@ -36,11 +36,13 @@ def onnx(checkpoint, out, opset, force, quantize, verify):
     """
     require("torch", "onnx")
     from export.folder import ExportError, export_onnx
+    from runtime.lock import Busy
     from trainer.checkpoint import CheckpointError
 
     try:
-        report = export_onnx(checkpoint, out, opset, force, quantize, verify, log=click.echo)
-    except (ExportError, CheckpointError) as e:
+        report = export_onnx(checkpoint, out, opset=opset, force=force, quantize=quantize, verify=verify,
+                             log=click.echo)
+    except (ExportError, CheckpointError, Busy) as e:
         raise click.ClickException(str(e)) from None
     except OSError as e:  # e.g. --out in a read-only place or a full disk; the old folder is kept
         raise click.ClickException(f"{getattr(e, 'filename', None) or out}: {e.strerror or e}") from None

@@ -1,102 +1,158 @@
-"""`export onnx`: checkpoint -> verified model folder (see docs/model-format.md)."""
+"""`export onnx`: checkpoint -> verified model folder (see docs/model-format.md).
+
+The steps, each a function: the graphs, their verification against PyTorch, int8 quantization,
+the vocabulary and tokenizer files, config.json with every file's sha256, and last the runtime's own
+checks of the folder (the same code that loads it) -- all in a temporary folder, put in place only
+when every step passed.
+"""
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.atomic import atomic_write, clean_leftovers, write_folder
+from export.graphs import DEFAULT_OPSET, export_graphs
+from export.verify import Report
+from runtime.atomic import atomic_write, check_target, write_folder
+from runtime.lock import exclusive, lock_path
 from runtime.model_format import (
     CONFIG_FILE, FORMAT_VERSION, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, DecodingDefaults, FolderConfig, sha256_file,
     tokenizer_files,
 )
-from export.graphs import DEFAULT_OPSET, export_graphs
-from export.verify import Report
 
 
 class ExportError(Exception):
     """Export failed; the message is one line for the user."""
 
 
-def _write_json(path: Path, obj) -> None:
-    with atomic_write(path) as f:
-        f.write(json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
+@dataclass
+class Exported:
+    """What the export writes: a checkpoint's model, vocabularies, tokenizer and settings."""
+
+    checkpoint: Path
+    ckpt: dict
+    model: object  # trainer.model.Seq2Seq
+    src_vocab: object
+    tgt_vocab: object
+    tokenizer: object
+    text: object  # runtime.prepare.TextConfig
 
 
-def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET,
+def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
                 force: bool = False, quantize: str | None = None, verify: bool = True, log=lambda m: None) -> Report:
-    """Writes the model folder atomically; raises ExportError (folder untouched) if verification fails."""
-    import onnx
-    import onnxruntime
-    import torch
-
-    from export.quantize import float_weight_ops, quantize_int8, quantized_op_counts, wide_int8_weights
-    from export.verify import VerificationError, assert_parity, check_graphs, compare, greedy_ids, sample_sentences
+    """Writes the model folder atomically and returns the verification report; raises ExportError
+    (folder untouched) if a step fails, Busy if another export is writing the same folder."""
     from trainer.checkpoint import load_checkpoint, model_from_checkpoint, text_config
 
     out_dir = Path(out_dir)
     if not Path(checkpoint).is_file():  # the user's input first, then where the output goes
         raise ExportError(f"{checkpoint}: no such checkpoint file")
-    clean_leftovers(out_dir)  # a killed export's temporary folders; a folder it had put aside goes back
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportError(f"--out {out_dir}: is a file, not a folder")
-    if out_dir.exists() and not force:
-        raise ExportError(f"{out_dir} exists; pass --force to replace it")
-    ckpt = load_checkpoint(checkpoint)
-    model, src_vocab, tgt_vocab, tokenizer = model_from_checkpoint(ckpt)
-    text = text_config(ckpt)
-    cfg = model.cfg
-    report = Report()
+    with exclusive(lock_path(out_dir, inside=False), f"--out {out_dir}"):  # one export at a time into it
+        try:
+            check_target(out_dir, force)
+        except FileExistsError as e:
+            raise ExportError(str(e)) from None
+        ckpt = load_checkpoint(checkpoint)
+        source = Exported(Path(checkpoint), ckpt, *model_from_checkpoint(ckpt), text_config(ckpt))
+        return write_folder(out_dir, lambda tmp: _build(source, tmp, opset, quantize, verify, log), force)
 
-    def build(tmp: Path) -> None:
-        enc, dec = export_graphs(model, tmp, opset)
-        texts = sample_sentences(ckpt, tokenizer, src_vocab, cfg.max_source_len)
-        if verify:
-            check_graphs(enc, dec)
-            report.__dict__.update(compare(model, enc, dec, texts, tokenizer, src_vocab).__dict__)
-            assert_parity(report)
-        if quantize == "int8":
-            fp32_ids = greedy_ids(enc, dec, texts, tokenizer, src_vocab, cfg)
-            report.size_fp32 = enc.stat().st_size + dec.stat().st_size
-            for path in (enc, dec):
-                q = path.with_suffix(".int8.onnx")
-                quantize_int8(path, q)
-                os.replace(q, path)
-            left = float_weight_ops(enc) + float_weight_ops(dec)
-            if left:
-                raise ExportError(f"int8 quantization left fp32 weights in {left} ops")
-            wide = wide_int8_weights(enc) + wide_int8_weights(dec)
-            if wide:
-                raise ExportError(f"int8 weights {wide[:3]} exceed 7 bits: they could saturate on CPUs without VNNI")
-            if verify:
-                check_graphs(enc, dec)
-                int8_ids = greedy_ids(enc, dec, texts, tokenizer, src_vocab, cfg)
-                report.int8_agreement = sum(a == b for a, b in zip(fp32_ids, int8_ids)) / len(texts)
-            report.size_int8 = enc.stat().st_size + dec.stat().st_size
-            log(f"quantized ops: encoder {quantized_op_counts(enc)}, decoder {quantized_op_counts(dec)}")
-        _write_json(tmp / SOURCE_VOCAB_FILE, src_vocab.itos)
-        _write_json(tmp / TARGET_VOCAB_FILE, tgt_vocab.itos)
-        for name, data in tokenizer_files(tokenizer).items():
-            with atomic_write(tmp / name, "wb") as f:
-                f.write(data)
-        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        config = FolderConfig(
-            src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), emb_dim=cfg.emb_dim,
-            hidden_dim=cfg.hidden_dim, layers=cfg.layers, reverse_source=cfg.reverse_source,
-            max_source_len=cfg.max_source_len, opset=opset, quantization=quantize, attention=cfg.attention,
-            decoding=DecodingDefaults(), text=text,
-            producer={"name": "seq2seq-edge export", "torch": torch.__version__, "onnx": onnx.__version__,
-                      "onnxruntime": onnxruntime.__version__, "checkpoint": Path(checkpoint).name,
-                      "checkpoint_metrics": dict(ckpt.get("metrics", {}))},
-            files=files, format_version=FORMAT_VERSION,
-        )
-        with atomic_write(tmp / CONFIG_FILE) as f:
-            f.write(config.to_json())
+
+def _build(source: Exported, tmp: Path, opset: int, quantize: str | None, verify: bool, log) -> Report:
+    from export.verify import sample_sentences
+
+    enc, dec = export_graphs(source.model, tmp, opset)
+    texts = sample_sentences(source.ckpt, source.tokenizer, source.src_vocab, source.model.cfg.max_source_len)
+    report = verify_graphs(source, enc, dec, texts) if verify else Report()
+    if quantize == "int8":
+        quantize_graphs(source, enc, dec, texts, report, verify, log)
+    write_files(source, tmp)
+    write_config(source, tmp, opset, quantize)
+    check_with_runtime(tmp)
+    return report
+
+
+def verify_graphs(source: Exported, enc: Path, dec: Path, texts: list[str]) -> Report:
+    """onnx.checker, then onnxruntime against PyTorch; ExportError if they disagree."""
+    from export.verify import VerificationError, assert_parity, check_graphs, compare
 
     try:
-        write_folder(out_dir, build, force)
+        check_graphs(enc, dec)
+        report = compare(source.model, enc, dec, texts, source.tokenizer, source.src_vocab)
+        assert_parity(report)
     except VerificationError as e:
         raise ExportError(f"verification failed, nothing written: {e}") from None
-    except FileExistsError as e:
-        raise ExportError(str(e)) from None
     return report
+
+
+def quantize_graphs(source: Exported, enc: Path, dec: Path, texts: list[str], report: Report, verify: bool, log) -> None:
+    """Both graphs to int8 in place; the report gains the sizes and (verified) the greedy agreement."""
+    from export.quantize import float_weight_ops, quantize_int8, quantized_op_counts, wide_int8_weights
+    from export.verify import VerificationError, check_graphs, greedy_ids
+
+    args = (texts, source.tokenizer, source.src_vocab, source.model.cfg)
+    fp32_ids = greedy_ids(enc, dec, *args) if verify else None
+    report.size_fp32 = enc.stat().st_size + dec.stat().st_size
+    for path in (enc, dec):
+        quantized = path.with_suffix(".int8.onnx")
+        quantize_int8(path, quantized)
+        os.replace(quantized, path)
+    left = float_weight_ops(enc) + float_weight_ops(dec)
+    if left:
+        raise ExportError(f"int8 quantization left fp32 weights in {left} ops")
+    wide = wide_int8_weights(enc) + wide_int8_weights(dec)
+    if wide:
+        raise ExportError(f"int8 weights {wide[:3]} exceed 7 bits: they could saturate on CPUs without VNNI")
+    if verify:
+        try:
+            check_graphs(enc, dec)
+        except VerificationError as e:
+            raise ExportError(f"verification failed, nothing written: {e}") from None
+        int8_ids = greedy_ids(enc, dec, *args)
+        report.int8_agreement = sum(a == b for a, b in zip(fp32_ids, int8_ids)) / len(texts)
+    report.size_int8 = enc.stat().st_size + dec.stat().st_size
+    log(f"quantized ops: encoder {quantized_op_counts(enc)}, decoder {quantized_op_counts(dec)}")
+
+
+def write_files(source: Exported, tmp: Path) -> None:
+    """The vocabularies and the tokenizer (tokenizer.json, and a SentencePiece tokenizer's models)."""
+    for name, vocab in ((SOURCE_VOCAB_FILE, source.src_vocab), (TARGET_VOCAB_FILE, source.tgt_vocab)):
+        with atomic_write(tmp / name) as f:
+            f.write(json.dumps(vocab.itos, ensure_ascii=False, indent=1) + "\n")
+    for name, data in tokenizer_files(source.tokenizer).items():
+        with atomic_write(tmp / name, "wb") as f:
+            f.write(data)
+
+
+def write_config(source: Exported, tmp: Path, opset: int, quantize: str | None) -> None:
+    """config.json: the sizes, settings, producer and the sha256 of every other file."""
+    import onnx
+    import onnxruntime
+    import torch
+
+    cfg = source.model.cfg
+    config = FolderConfig(
+        src_vocab_size=len(source.src_vocab), tgt_vocab_size=len(source.tgt_vocab), emb_dim=cfg.emb_dim,
+        hidden_dim=cfg.hidden_dim, layers=cfg.layers, reverse_source=cfg.reverse_source,
+        max_source_len=cfg.max_source_len, opset=opset, quantization=quantize, attention=cfg.attention,
+        decoding=DecodingDefaults(), text=source.text,
+        producer={"name": "seq2seq-edge export", "torch": torch.__version__, "onnx": onnx.__version__,
+                  "onnxruntime": onnxruntime.__version__, "checkpoint": source.checkpoint.name,
+                  "checkpoint_metrics": dict(source.ckpt.get("metrics", {}))},
+        files={p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}, format_version=FORMAT_VERSION,
+    )
+    with atomic_write(tmp / CONFIG_FILE) as f:
+        f.write(config.to_json())
+
+
+def check_with_runtime(tmp: Path) -> None:
+    """The folder must load in the runtime: its own checks (fields, files, graphs, one run of each),
+    not a copy of them, so export never writes a folder the runtime would refuse."""
+    from runtime.model_format import REEXPORT_HINT, ModelFolderError
+    from runtime.translator import Translator
+
+    try:
+        Translator(tmp, device="cpu", threads=1)
+    except (ModelFolderError, ValueError) as e:
+        why = str(e).replace(f"; {REEXPORT_HINT}", "").replace(f"{tmp}/", "")
+        raise ExportError(f"the runtime would refuse this folder, nothing written: {why}") from None

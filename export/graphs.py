@@ -4,8 +4,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from runtime.model_format import (ENCODER_INPUTS, FORMAT_VERSION, STATE_AXIS, decoder_inputs, decoder_outputs,
-                                  encoder_outputs)
+from runtime.model_format import FORMAT_VERSION
+from runtime.state import ENCODER_INPUTS, STATE_AXIS, decoder_inputs, decoder_outputs, encoder_outputs
 
 DEFAULT_OPSET = 17
 

@@ -5,8 +5,9 @@ import contextlib
 import logging
 from pathlib import Path
 
-# LSTM and MatMul carry nearly all weights; the output projection is a MatMul because the
-# decoder applies its Linear to a (B, 1, H) tensor (onnxruntime does not quantize Gemm dynamically).
+# LSTM and MatMul carry nearly all weights. The output projection is a Gemm in the exported graph
+# (its input is (B, H)); onnxruntime's dynamic quantizer rewrites every Gemm as MatMul + Add first
+# (onnx_model.replace_gemm_with_matmul), so "MatMul" covers it: MatMulInteger in the int8 graph.
 QUANTIZED_OPS = ["LSTM", "MatMul"]
 # Weights are quantized to 7 bits (reduce_range). On x86 CPUs without VNNI, onnxruntime multiplies
 # uint8 activations by int8 weights with vpmaddubsw, which adds two products in int16: 2 x 255 x 127
@@ -22,8 +23,8 @@ def _quiet_root_logger():
     first use): 'Please consider to run pre-processing before quantization', twice per export. Its
     pre-processing (onnxruntime.quantization.quant_pre_process: shape inference, graph
     optimisation) has nothing to add for these graphs: tried on the quickstart model, the quantized
-    graphs had the same quantized ops (DynamicQuantizeLSTM x2; + MatMulInteger for the output
-    projection) and sizes within 0.04%. So that line is noise to our users."""
+    graphs had the same quantized ops and sizes within 0.04% (docs/benchmarks.md). So that line is
+    noise to our users."""
     root = logging.getLogger()
     handlers = root.handlers[:]
     root.handlers = [logging.NullHandler()]

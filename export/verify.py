@@ -8,7 +8,7 @@ import numpy as np
 
 from runtime.decode import greedy_search, pad_batch
 from runtime.model_format import DecodingDefaults
-from runtime.vocab import Vocab, encode_text, max_target_len
+from runtime.vocab import SOS_ID, Vocab, encode_text, max_target_len
 
 ATOL = 1e-4
 
@@ -41,10 +41,13 @@ class Report:
         return out
 
 
-def sample_sentences(ckpt: dict, tokenizer, src_vocab: Vocab, max_source_len: int, n: int = 16) -> list[str]:
+def sample_sentences(ckpt: dict, tokenizer, src_vocab: Vocab, max_source_len: int, n: int | None = None) -> list[str]:
     """The validation sentences the trainer kept in the checkpoint (or, in a checkpoint without
     them, phrases made from the source vocabulary), plus a one-word sentence and one at the maximum
     source length."""
+    from trainer.checkpoint import SAMPLES
+
+    n = n or SAMPLES
     texts = [t for t in ckpt.get("samples", []) if isinstance(t, str) and t.strip()][:n]
     words = src_vocab.itos[4:]
     if not texts:
@@ -59,7 +62,7 @@ def _encode_batch(texts, tokenizer, vocab, cfg):
     ids = [encode_text(t, tokenizer, vocab, cfg.reverse_source, cfg.max_source_len)[0] for t in texts]
     batch, lengths = pad_batch(ids)
     dec = DecodingDefaults()
-    caps = np.array([max_target_len(len(i), dec.max_len_a, dec.max_len_b, dec.max_len) for i in ids])
+    caps = np.array([max_target_len(len(i), dec) for i in ids])
     return batch, lengths, caps
 
 
@@ -102,7 +105,7 @@ def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) 
         # PyTorch's greedy ids through the runtime's own loop, with the model behind its adapters
         torch_ids = greedy_search(torch_enc, torch_dec, src, lengths, caps)
         # log-probs along PyTorch's own greedy path, step by step, each side from its own state
-        prev = np.full(len(texts), 2, dtype=np.int64)
+        prev = np.full(len(texts), SOS_ID, dtype=np.int64)
         diff = scaled = 0.0
         for t in range(max(len(r) for r in torch_ids) + 1):
             next_ids, th_log_probs, th = torch_dec.step(prev, th, want_log_probs=True)

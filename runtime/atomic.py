@@ -153,23 +153,33 @@ def replace_folder(new: Path, target: Path) -> None:
     _remove(old)
 
 
-def write_folder(out_dir: Path, build, force: bool) -> None:
-    """Calls build(tmp_dir) to fill a fresh folder beside out_dir, then puts it in place.
+def check_target(out_dir: Path, force: bool) -> None:
+    """Before writing folder out_dir: what an earlier, killed writer left beside it is cleaned up
+    (a folder it had put aside goes back), and an existing out_dir needs force (FileExistsError)."""
+    out_dir = Path(out_dir)
+    clean_leftovers(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"--out {out_dir}: is a file, not a folder")
+    if out_dir.exists() and not force:
+        raise FileExistsError(f"{out_dir} exists; pass --force to replace it")
+
+
+def write_folder(out_dir: Path, build, force: bool):
+    """Calls build(tmp_dir) to fill a fresh folder beside out_dir, then puts it in place; returns
+    what build returned.
 
     A failed or interrupted build leaves out_dir as it was; with force an existing out_dir is
-    replaced only once the new one is complete, in one step where the system allows. What an
-    earlier, killed writer left beside out_dir is cleaned up first.
+    replaced only once the new one is complete, in one step where the system allows.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    clean_leftovers(out_dir)
-    if out_dir.exists() and not force:
-        raise FileExistsError(f"{out_dir} exists; pass --force to replace it")
+    check_target(out_dir, force)
     tmp = make_temp_dir(out_dir)
     try:
-        build(tmp)
+        result = build(tmp)
         set_normal_permissions(tmp)
         replace_folder(tmp, out_dir)
+        return result
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -19,12 +19,12 @@ import numpy as np
 from runtime.vocab import EOS_ID, PAD_ID, SOS_ID
 
 
-def normalized(score: float, length: int, alpha: float) -> float:
-    return score / (length ** alpha) if alpha else score
+def normalized(score: float, length: int, length_penalty: float) -> float:
+    return score / (length ** length_penalty) if length_penalty else score
 
 
 def beam_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray, max_lens: np.ndarray,
-                beam_size: int, n_best: int = 1, alpha: float = 0.0) -> list[list[tuple[list[int], float]]]:
+                beam_size: int, n_best: int = 1, length_penalty: float = 0.0) -> list[list[tuple[list[int], float]]]:
     """-> for each sentence, its n_best (ids without <eos>, normalized score), best first."""
     batch, k = len(src_ids), beam_size
     state = encoder(src_ids, src_lengths)
@@ -65,7 +65,7 @@ def beam_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray, 
         new_prev[slot] = tok[b_idx, c_idx]
         for b, c in zip(*np.nonzero(reached & ends)):  # at most K per sentence over the whole search
             ids = history[b * k + beam[b, c]].tolist() + ([] if tok[b, c] == EOS_ID else [int(tok[b, c])])
-            finished[b].append((ids, normalized(float(cand_score[b, c]), t + 1, alpha)))
+            finished[b].append((ids, normalized(float(cand_score[b, c]), t + 1, length_penalty)))
         n_finished += (reached & ends).sum(axis=1)
         done |= (n_finished >= k) | at_cap[:, 0]
         if done.all():

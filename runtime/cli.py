@@ -2,40 +2,19 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import itertools
 import json
 import math
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import click
 
+from runtime.commands import one_line_warnings, version_option
+from runtime.model_format import MAX_BEAM
+
 MODEL_ENV = "SEQ2SEQ_MODEL"
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("seq2seq-edge")
-    except PackageNotFoundError:  # running from a source tree that isn't installed
-        return "unknown"
-
-
-def version_option():
-    return click.version_option(package_version(), "--version", prog_name="seq2seq-edge", message="%(prog)s %(version)s")
-
-
-def require(*modules: str, extra: str = "train") -> None:
-    """For the trainer and exporter: on an edge install (no torch) say which extra to install, in one
-    line, instead of a traceback. Only looks the modules up; imports nothing."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise click.ClickException(f"this command needs {', '.join(missing)}, which this install lacks (an edge install "
-                                   f"translates only): pip install 'seq2seq-edge[{extra}]'")
 
 
 def _load(model: str, device: str, threads: int | None):
@@ -88,7 +67,7 @@ def _open_input(input_path: str | None, texts: tuple):
         raise click.ClickException(f"--input {input_path}: {e.strerror}") from None
 
 
-def _check_output(output_path: str | None, input_path: str | None) -> None:
+def _check_output(output_path: str | None, input_path: str | None, stream) -> None:
     if output_path is None:
         return
     out = Path(output_path)
@@ -96,9 +75,55 @@ def _check_output(output_path: str | None, input_path: str | None) -> None:
         raise click.ClickException(f"--output {output_path}: is a folder, not a file")
     if not out.parent.is_dir():
         raise click.ClickException(f"--output {output_path}: folder {out.parent} does not exist")
-    if input_path not in (None, "-") and out.exists() and os.path.samefile(out, input_path):
+    if not out.exists():
+        return
+    if input_path not in (None, "-") and os.path.samefile(out, input_path):
         raise click.ClickException(f"--output {output_path} is the --input file: write to another file "
                                    "(translating in place would replace the input)")
+    if stream is not None and input_path in (None, "-") and _same_file(out, stream):
+        raise click.ClickException(f"--output {output_path} is standard input: write to another file "
+                                   "(translating in place would replace the input)")
+
+
+def _same_file(path: Path, stream) -> bool:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        a, b = os.stat(path), os.fstat(stream.fileno())
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    return False
+
+
+def _arguments(texts: tuple) -> tuple:
+    """Sentences given as arguments; bytes that were not UTF-8 (decoded with surrogateescape) are an error."""
+    for n, text in enumerate(texts, 1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise click.ClickException(f"argument {n} is not valid UTF-8") from None
+    return texts
+
+
+def _progress(stream, name: str | None, input_path: str | None, as_json: bool):
+    """A progress bar on a terminal, for a file given with --input (a cheap pass counts its lines)."""
+    if stream is None or name == "stdin" or not sys.stderr.isatty() or as_json:
+        return None
+    with open(input_path, "rb") as f:
+        total = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    return click.progressbar(length=total, label="translating", file=sys.stderr)
+
+
+def _write(out, results, sources, as_json: bool, want_scores: bool, progress) -> None:
+    """One line per input line; with scores index<TAB>score<TAB>text lines; with --json one object each."""
+    for index, result in enumerate(results):  # result: str, or a list of Hypothesis with scores
+        if as_json:
+            out.write(json.dumps({"index": index, "source": next(sources), "translation": result[0].text,
+                                  "hypotheses": [{"text": h.text, "score": round(h.score, 5)} for h in result]},
+                                 ensure_ascii=False) + "\n")
+        elif want_scores:
+            out.writelines(f"{index}\t{h.score:.4f}\t{h.text}\n" for h in result)
+        else:
+            out.write(result + "\n")
+        if progress:
+            progress.update(1)
 
 
 @contextlib.contextmanager
@@ -141,7 +166,7 @@ def _silence_stdout() -> None:
 @version_option()
 def cli():
     """Translate with an exported model folder on onnxruntime (no PyTorch needed)."""
-    warnings.showwarning = lambda msg, *a, **k: click.echo(f"warning: {msg}", err=True)
+    one_line_warnings()
 
 
 @cli.command()
@@ -156,11 +181,12 @@ def cli():
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--max-len", type=click.IntRange(1), help="Cap on target tokens per sentence (default: from config).")
 @click.option("--threads", type=click.IntRange(1), help="onnxruntime intra-op threads (default: all cores; capped at them).")
-@click.option("--beam", type=click.IntRange(1), help="Beam size; 1 = greedy (default: the folder's config, or --n-best).")
-@click.option("--n-best", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--beam", type=click.IntRange(1, MAX_BEAM),
+              help="Beam size; 1 = greedy (default: the folder's config, or --n-best).")
+@click.option("--n-best", default=1, show_default=True, type=click.IntRange(1, MAX_BEAM),
               help="Hypotheses per sentence (<= --beam; alone it implies --beam N-BEST).")
 @click.option("--length-penalty", type=click.FloatRange(0), callback=_finite,
-              help="alpha: scores are log p / length**alpha (default 0).")
+              help="alpha: scores are log p / length**alpha (default: the folder's config, 0 as exported).")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines: one object per input line, with scores.")
 @click.option("--split/--no-split", default=True, show_default=True,
               help="Split each line into sentences (translated together, joined with the original spacing); "
@@ -182,33 +208,20 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
     if texts and input_path:
         raise click.UsageError("give sentences as arguments or --input, not both")
     stream, name = _open_input(input_path, texts)
-    _check_output(output_path, input_path)
-    progress = None
-    if stream is not None and name != "stdin" and sys.stderr.isatty() and not as_json:
-        with open(input_path, "rb") as f:  # a cheap pass for the bar's length
-            total = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
-        progress = click.progressbar(length=total, label="translating", file=sys.stderr)
-    source = _lines(stream, name) if stream is not None else iter(texts)
+    _check_output(output_path, input_path, stream)
+    source = _lines(stream, name) if stream is not None else iter(_arguments(texts))
+    progress = _progress(stream, name, input_path, as_json)
     want_scores = as_json or n_best > 1  # plain greedy output takes the short greedy loop
     with _os_errors(output_path), _output(output_path) as out:
         translator = _load(model, device, threads)
+        sources = None
         if as_json:  # each record names its source line: keep a copy of the lines as they stream by
             source, sources = itertools.tee(source)
         results = translator.translate_lines(source, chunk_size=batch_size * 8, max_len=max_len, batch_size=batch_size,
                                              beam_size=beam, n_best=n_best, length_penalty=length_penalty,
                                              return_scores=want_scores, split_sentences=split)
         try:
-            for index, result in enumerate(results):  # result: str, or a list of Hypothesis with scores
-                if as_json:
-                    out.write(json.dumps({"index": index, "source": next(sources), "translation": result[0].text,
-                                          "hypotheses": [{"text": h.text, "score": round(h.score, 5)} for h in result]},
-                                         ensure_ascii=False) + "\n")
-                elif want_scores:
-                    out.writelines(f"{index}\t{h.score:.4f}\t{h.text}\n" for h in result)
-                else:
-                    out.write(result + "\n")
-                if progress:
-                    progress.update(1)
+            _write(out, results, sources, as_json, want_scores, progress)
         except ValueError as e:  # the library's own range checks
             raise click.UsageError(str(e)) from None
         finally:

@@ -7,8 +7,9 @@ from runtime.beam import beam_search
 from runtime.vocab import EOS_ID, PAD_ID, SOS_ID, max_target_len
 
 
-def pad_batch(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Id rows -> src_ids (B, S) padded with <pad>=0, src_lengths (B,): the encoder graph's inputs."""
+def pad_batch(rows) -> tuple[np.ndarray, np.ndarray]:
+    """Id rows (lists or arrays) -> ids (B, S) int64 padded with <pad>, lengths (B,) int64: the encoder
+    graph's inputs (and the trainer's batches)."""
     lengths = np.array([len(r) for r in rows], dtype=np.int64)
     src = np.full((len(rows), int(lengths.max())), PAD_ID, dtype=np.int64)
     for k, row in enumerate(rows):
@@ -43,7 +44,7 @@ def greedy_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray
 
 
 def decode_rows(encoder, decoder, rows: dict[int, list[int]], decoding, *, max_len: int | None = None,
-                batch_size: int = 32, beam_size: int = 1, n_best: int = 1, alpha: float = 0.0,
+                batch_size: int = 32, beam_size: int = 1, n_best: int = 1, length_penalty: float = 0.0,
                 with_scores: bool = False) -> dict[int, list[tuple[list[int], float]]]:
     """The one decoding pipeline, for any encoder/decoder pair with the session wrappers'
     interface (onnxruntime sessions, or the trainer's PyTorch adapters).
@@ -58,11 +59,10 @@ def decode_rows(encoder, decoder, rows: dict[int, list[int]], decoding, *, max_l
     for start in range(0, len(order), batch_size):
         keys = order[start : start + batch_size]
         src, lengths = pad_batch([rows[i] for i in keys])  # (B, S), (B,)
-        caps = np.array([max_target_len(int(n), decoding.max_len_a, decoding.max_len_b, max_len or decoding.max_len)
-                         for n in lengths])
+        caps = np.array([max_target_len(int(n), decoding, max_len) for n in lengths])
         if beam_size == 1 and not with_scores:
             hyps = [[(ids, 0.0)] for ids in greedy_search(encoder, decoder, src, lengths, caps)]
         else:
-            hyps = beam_search(encoder, decoder, src, lengths, caps, beam_size, n_best, alpha)
+            hyps = beam_search(encoder, decoder, src, lengths, caps, beam_size, n_best, length_penalty)
         out.update(zip(keys, hyps))
     return out

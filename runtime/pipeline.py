@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from runtime.decode import decode_rows
 from runtime.prepare import TextConfig, prepare_source, restore_casing
 from runtime.segment import sentence_spans, whole_span
-from runtime.vocab import Vocab, decode_text, source_ids
+from runtime.vocab import Vocab, decode_text, encode_text
 
 _WORD = re.compile(r"\S+")
 
@@ -68,11 +68,7 @@ class TextCodec:
 
     def source_ids(self, prepared: str) -> tuple[list[int] | None, bool]:
         """-> source ids (None for text without a token, e.g. only control characters), truncated?"""
-        tokens = self.tokenizer.tokenize(prepared, "src") if prepared else []
-        if not tokens:
-            return None, False
-        return source_ids(tokens, self.src_vocab, self.reverse_source, self.max_source_len), \
-            len(tokens) > self.max_source_len - 2
+        return encode_text(prepared, self.tokenizer, self.src_vocab, self.reverse_source, self.max_source_len)
 
     def output(self, ids, unit: Unit) -> str:
         return restore_casing(decode_text(ids, self.tokenizer, self.tgt_vocab), unit.casing)
@@ -89,7 +85,7 @@ def assemble(text: str, units: list[Unit], translations: list[str]) -> str:
 
 def translate_texts(codec: TextCodec, encoder, decoder, texts: list[str], decoding, *, split: bool = True,
                     max_len: int | None = None, batch_size: int = 32, beam_size: int = 1, n_best: int = 1,
-                    alpha: float = 0.0, with_scores: bool = False) -> tuple[list[list[tuple[str, float]]], int]:
+                    length_penalty: float = 0.0, with_scores: bool = False) -> tuple[list[list[tuple[str, float]]], int]:
     """-> for each text its n_best (translation, score), and how many units were truncated.
 
     A text's k-th hypothesis joins the k-th hypothesis of each of its sentences; its score is the
@@ -104,7 +100,8 @@ def translate_texts(codec: TextCodec, encoder, decoder, texts: list[str], decodi
             rows[k] = ids
         truncated += cut
     decoded = decode_rows(encoder, decoder, rows, decoding, max_len=max_len, batch_size=batch_size,
-                          beam_size=beam_size, n_best=n_best, alpha=alpha, with_scores=with_scores)
+                          beam_size=beam_size, n_best=n_best, length_penalty=length_penalty,
+                          with_scores=with_scores)
     hyps = [[(codec.output(ids, u), score) for ids, score in decoded[k]] if k in decoded else [("", 0.0)]
             for k, u in enumerate(flat)]
     results, k = [], 0

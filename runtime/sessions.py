@@ -20,7 +20,7 @@ try:
 except ImportError:  # a plain `pip install .` brings neither build; the user picks one
     ort = None
 
-from runtime.model_format import ENCODER_INPUTS, select_rows
+from runtime.state import ENCODER_INPUTS, select_rows
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -59,13 +59,6 @@ def resolve_device(device: str) -> tuple[str, str | None]:
     if device == "auto":
         return ("cuda" if has_cuda else "cpu"), None
     return device, None
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @functools.cache
@@ -129,7 +122,7 @@ def check_signature(session: ort.InferenceSession, expected: tuple[dict, dict]) 
     return None
 
 
-State = dict  # name -> array: numpy arrays on CPU, OrtValues on CUDA (see model_format.select_rows)
+State = dict  # name -> array: numpy arrays on CPU, OrtValues on CUDA (see runtime/state.py)
 
 
 class _Session:
@@ -205,7 +198,7 @@ class DecoderSession(_Session):
         return outs["next_ids"], (outs["log_probs"] if want_log_probs else None), new_state
 
     def select(self, state: State, rows: np.ndarray, same_sources: bool = False) -> State:
-        """Reorders / subsets the batch rows of the state (beam search); see model_format.select_rows."""
+        """Reorders / subsets the batch rows of the state (beam search); see runtime/state.py."""
         if not self.bind:
             return select_rows(state, rows, same_sources, lambda x, axis, r: np.take(x, r, axis=axis))
         # a gather on the host: beam search already brings log-probs over each step, and the

@@ -8,9 +8,12 @@ is "src" or "tgt"; the tokens are the strings of that side's vocabulary.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
+
+from runtime.vocab import SPECIALS
 
 WORD, SENTENCEPIECE = "word", "sentencepiece"
 SIDES = ("src", "tgt")
@@ -69,12 +72,7 @@ class Tokenizer:
         if not isinstance(d, dict):
             raise ValueError("tokenizer settings must be a JSON object")
         d = {k: v for k, v in d.items() if not (k == "type" and v == WORD)}
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown tokenizer field {sorted(unknown)[0]!r}")
-        for name, value in d.items():
-            if not isinstance(value, bool):
-                raise ValueError(f"field {name!r} must be true or false, got {value!r}")
+        _check_settings(d, set(cls.__dataclass_fields__))
         return cls(**d)
 
 
@@ -105,8 +103,8 @@ class SentencePieceTokenizer:
                 sp.LoadFromSerializedProto(blob)
             except Exception:  # sentencepiece raises RuntimeError/OSError with a C++ log line
                 raise ValueError(f"the {side} SentencePiece model is corrupt (not a serialized model)") from None
-            if [sp.id_to_piece(i) for i in range(min(4, sp.get_piece_size()))] != ["<pad>", "<unk>", "<sos>", "<eos>"]:
-                raise ValueError(f"the {side} SentencePiece model does not have <pad> <unk> <sos> <eos> at ids 0..3")
+            if tuple(sp.id_to_piece(i) for i in range(min(len(SPECIALS), sp.get_piece_size()))) != SPECIALS:
+                raise ValueError(f"the {side} SentencePiece model does not have {' '.join(SPECIALS)} at ids 0..3")
             processors[side] = sp
         object.__setattr__(self, "_sp", processors)
 
@@ -132,15 +130,82 @@ class SentencePieceTokenizer:
                 "target_model": self.target_model}
 
 
+TOKENIZER_FILE = "tokenizer.json"
+SPM_FILES = {"src": "source_sentencepiece.model", "tgt": "target_sentencepiece.model"}  # format 2, SentencePiece only
+SPM_FIELDS = {"src": "source_model", "tgt": "target_model"}
+TYPES = f'"{WORD}" or "{SENTENCEPIECE}"'
+
+
+class TokenizerFileError(ValueError):
+    """A tokenizer.json or SentencePiece model of a model folder is wrong; `file` names which."""
+
+    def __init__(self, file: str, message: str):
+        super().__init__(message)
+        self.file = file
+
+
+def _check_settings(d: dict, allowed: set[str]) -> None:
+    """The settings both kinds share: no unknown field, flags true or false."""
+    unknown = set(d) - allowed
+    if unknown:
+        raise ValueError(f"unknown tokenizer field {sorted(unknown)[0]!r}")
+    for name in ("lowercase", "capitalize"):
+        if name in d and not isinstance(d[name], bool):
+            raise ValueError(f"field {name!r} must be true or false, got {json.dumps(d[name])[:40]}")
+
+
+def folder_files(tokenizer) -> dict[str, bytes]:
+    """What a model folder holds of a tokenizer: tokenizer.json (its settings, naming its models),
+    and a SentencePiece tokenizer's two models."""
+    if tokenizer.kind == SENTENCEPIECE:
+        settings = {"type": SENTENCEPIECE, "lowercase": tokenizer.lowercase,
+                    **{SPM_FIELDS[side]: SPM_FILES[side] for side in SIDES}}
+        files = {SPM_FILES["src"]: tokenizer.source_model, SPM_FILES["tgt"]: tokenizer.target_model}
+    else:
+        settings, files = {"type": WORD, **tokenizer.to_dict()}, {}
+    return {TOKENIZER_FILE: (json.dumps(settings, indent=1) + "\n").encode(), **files}
+
+
+def from_folder(settings, files: dict[str, bytes], typed: bool = True) -> "Tokenizer | SentencePieceTokenizer":
+    """A tokenizer from a folder's tokenizer.json settings and its listed files' bytes (name -> bytes).
+    typed: the settings name their "type" (format 2 on; format 1 was word settings only).
+    TokenizerFileError names the file and what is wrong."""
+    def wrong(message: str, file: str = TOKENIZER_FILE):
+        return TokenizerFileError(file, message)
+
+    if not isinstance(settings, dict):
+        raise wrong("must be a JSON object")
+    kind = settings.get("type", WORD if not typed else None)
+    if kind not in (WORD, SENTENCEPIECE):
+        raise wrong(f"field 'type' must be {TYPES}, got {json.dumps(settings.get('type'))[:40]}")
+    d = {k: v for k, v in settings.items() if k != "type"}
+    try:
+        if kind == WORD:
+            return Tokenizer.from_dict(d)
+        _check_settings(d, {"lowercase", *SPM_FIELDS.values()})
+    except ValueError as e:
+        raise wrong(str(e)) from None
+    models = {}
+    for side in SIDES:
+        field_name, name = SPM_FIELDS[side], SPM_FILES[side]
+        if field_name not in d:
+            raise wrong(f"field {field_name!r} is missing")
+        if d[field_name] != name:
+            raise wrong(f"field {field_name!r} must be {json.dumps(name)}, got {json.dumps(d[field_name])[:40]}")
+        if name not in files:
+            raise wrong("the SentencePiece model tokenizer.json names is not listed in config.json", name)
+        models[side] = files[name]
+    try:
+        return SentencePieceTokenizer(models["src"], models["tgt"], d.get("lowercase", False))
+    except ValueError as e:
+        raise wrong(str(e), SPM_FILES["src"] if "the src" in str(e) else SPM_FILES["tgt"]) from None
+
+
 def from_state(state) -> Tokenizer | SentencePieceTokenizer:
     """A tokenizer from `state()` (as checkpoints keep it; a dict without "type" is a word
     tokenizer's settings, as format 1 saved them). ValueError says what is wrong."""
     if isinstance(state, dict) and state.get("type") == SENTENCEPIECE:
-        unknown = set(state) - {"type", "lowercase", "source_model", "target_model"}
-        if unknown:
-            raise ValueError(f"unknown tokenizer field {sorted(unknown)[0]!r}")
-        if not isinstance(state.get("lowercase", False), bool):
-            raise ValueError(f"field 'lowercase' must be true or false, got {state['lowercase']!r}")
+        _check_settings({k: v for k, v in state.items() if k != "type"}, {"lowercase", *SPM_FIELDS.values()})
         return SentencePieceTokenizer(state.get("source_model"), state.get("target_model"), state.get("lowercase", False))
     if isinstance(state, dict) and state.get("type", WORD) != WORD:
         raise ValueError(f"unknown tokenizer type {state['type']!r} (known: {WORD}, {SENTENCEPIECE})")

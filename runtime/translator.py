@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from runtime.model_format import (
-    DECODER_FILE, ENCODER_FILE, REEXPORT_HINT, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, ModelFolderError,
+    DECODER_FILE, ENCODER_FILE, MAX_BEAM, REEXPORT_HINT, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, ModelFolderError,
     graph_signatures, load_tokenizer, open_folder, parse_json,
 )
 from runtime.pipeline import TextCodec, translate_texts
@@ -39,7 +39,7 @@ def _positive_int(name: str, value) -> int:
 def check_threads(threads) -> tuple[int | None, str | None]:
     """None (all cores) or a positive int, capped at the usable cores -> (threads, notice or None).
     More threads than cores makes onnxruntime's spinning workers fight over them: decoding crawls."""
-    from runtime.sessions import usable_cores
+    from runtime.cores import usable_cores
 
     if threads is None:
         return None, None
@@ -53,6 +53,8 @@ def check_threads(threads) -> tuple[int | None, str | None]:
 def check_decoding(beam_size, n_best, length_penalty, max_len, batch_size) -> None:
     """The ranges the CLI enforces, for the Python API too (ValueError names the argument)."""
     _positive_int("beam_size", beam_size)
+    if beam_size > MAX_BEAM:
+        raise ValueError(f"beam_size {beam_size} is more than the {MAX_BEAM} this runtime searches with")
     _positive_int("n_best", n_best)
     _positive_int("batch_size", batch_size)
     if max_len is not None:
@@ -72,7 +74,7 @@ class Translator:
     """
 
     def __init__(self, model_dir: str | os.PathLike = "artifacts/onnx", device: str = "auto", threads: int | None = None):
-        from runtime.sessions import DecoderSession, DeviceError, EncoderSession, make_session, resolve_device
+        from runtime.sessions import DecoderSession, EncoderSession, resolve_device
 
         threads, self.notice = check_threads(threads)
         self.model_dir = Path(model_dir)
@@ -84,24 +86,7 @@ class Translator:
         self.tgt_vocab = self._vocab(data, TARGET_VOCAB_FILE, self.config.tgt_vocab_size, "tgt")
         self.device, device_notice = resolve_device(device)
         self.notice = self.notice or device_notice
-        sessions = {}
-        for name in (ENCODER_FILE, DECODER_FILE):
-            try:
-                try:
-                    sessions[name] = make_session(data[name], self.device, threads)
-                except DeviceError as e:
-                    if device != "auto":
-                        raise
-                    self.device, self.notice = "cpu", f"notice: {e}; running on CPU"
-                    sessions[name] = make_session(data[name], "cpu", threads)
-            except DeviceError:
-                raise
-            except Exception as e:  # onnxruntime raises its own exception types for a bad graph
-                why = str(e).splitlines()[0] if str(e) else type(e).__name__
-                if "external data" in why.lower():
-                    why = "it refers to external data files, which a model folder may not use"
-                raise ModelFolderError(f"{self.model_dir / name}: onnxruntime cannot load it ({why[:200]}); "
-                                       f"{REEXPORT_HINT}") from None
+        sessions = {name: self._session(data[name], name, device, threads) for name in (ENCODER_FILE, DECODER_FILE)}
         del data
         self._check_graphs(sessions)
         self.encoder = EncoderSession(sessions[ENCODER_FILE], self.device)
@@ -110,6 +95,34 @@ class Translator:
         self.codec = TextCodec(self.tokenizer, self.src_vocab, self.tgt_vocab, cfg.reverse_source, cfg.max_source_len,
                                cfg.text)
         self._probe()
+
+    def _session(self, graph: bytes, name: str, requested: str, threads: int | None):
+        """An onnxruntime session over the graph's verified bytes; a graph onnxruntime refuses is the
+        folder's fault, named in one line."""
+        from runtime.sessions import DeviceError
+
+        try:
+            return self._session_on_device(graph, requested, threads)
+        except DeviceError:
+            raise
+        except Exception as e:  # onnxruntime raises its own exception types for a bad graph
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if "external data" in why.lower():
+                why = "it refers to external data files, which a model folder may not use"
+            raise ModelFolderError(f"{self.model_dir / name}: onnxruntime cannot load it ({why[:200]}); "
+                                   f"{REEXPORT_HINT}") from None
+
+    def _session_on_device(self, graph: bytes, requested: str, threads: int | None):
+        """On self.device; with device "auto", a CUDA provider that fails to start falls back to the CPU."""
+        from runtime.sessions import DeviceError, make_session
+
+        try:
+            return make_session(graph, self.device, threads)
+        except DeviceError as e:
+            if requested != "auto":
+                raise
+            self.device, self.notice = "cpu", f"notice: {e}; running on CPU"
+            return make_session(graph, "cpu", threads)
 
     def _json(self, data: dict, name: str):
         return parse_json(self.model_dir, name, data[name])
@@ -185,14 +198,21 @@ class Translator:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, not a string")
+            if not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8, decoded with surrogateescape
+                    raise ValueError(f"texts[{i}] is not valid Unicode (undecodable bytes?)") from None
         dec = self.config.decoding
         if beam_size is None:
             beam_size = max(dec.beam_size, n_best)
-        alpha = dec.length_penalty if length_penalty is None else length_penalty
-        check_decoding(beam_size, n_best, alpha, max_len, batch_size)
+        if length_penalty is None:
+            length_penalty = dec.length_penalty
+        check_decoding(beam_size, n_best, length_penalty, max_len, batch_size)
         results, truncated = translate_texts(self.codec, self.encoder, self.decoder, list(texts), dec,
                                              split=split_sentences, max_len=max_len, batch_size=batch_size,
-                                             beam_size=beam_size, n_best=n_best, alpha=alpha, with_scores=return_scores)
+                                             beam_size=beam_size, n_best=n_best, length_penalty=length_penalty,
+                                             with_scores=return_scores)
         if truncated:
             warnings.warn(f"{truncated} sentence(s) longer than the model's {self.config.max_source_len - 2} source "
                           "tokens were truncated", TruncationWarning, stacklevel=2)

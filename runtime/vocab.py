@@ -7,6 +7,7 @@ from typing import Iterable, Sequence
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<sos>", "<eos>"
 SPECIALS = (PAD, UNK, SOS, EOS)
 PAD_ID, UNK_ID, SOS_ID, EOS_ID = 0, 1, 2, 3
+SPECIAL_IDS = {"pad": PAD_ID, "unk": UNK_ID, "sos": SOS_ID, "eos": EOS_ID}  # as config.json states them
 
 
 class Vocab:
@@ -62,26 +63,26 @@ class Vocab:
         return out
 
 
-def source_ids(tokens: list[str], vocab: Vocab, reverse: bool, max_len: int) -> list[int]:
-    """<sos> + (reversed) words + <eos>, at most max_len ids in all (words beyond are dropped).
+def source_ids(tokens: list[str], vocab: Vocab, reverse: bool, max_source_len: int) -> list[int]:
+    """<sos> + (reversed) words + <eos>, at most max_source_len ids in all (words beyond are dropped).
 
     Sutskever et al. reverse the source so the first source words sit next to the first target
     words, which shortens the dependencies the LSTM must carry.
     """
-    words = vocab.ids(tokens[: max(0, max_len - 2)])
+    words = vocab.ids(tokens[: max(0, max_source_len - 2)])
     if reverse:
         words.reverse()
     return [SOS_ID] + words + [EOS_ID]
 
 
-def encode_text(text: str, tokenizer, vocab: Vocab, reverse: bool, max_len: int) -> tuple[list[int] | None, bool]:
+def encode_text(text: str, tokenizer, vocab: Vocab, reverse: bool, max_source_len: int) -> tuple[list[int] | None, bool]:
     """Source text -> (source_ids, whether it was truncated); None for text without a token
     (blank, or only control characters), which translates to "". One path for the runtime, the
     trainer's evaluation and the export's verification."""
     tokens = tokenizer.tokenize(text, "src") if text.strip() else []
     if not tokens:
         return None, False
-    return source_ids(tokens, vocab, reverse, max_len), len(tokens) > max_len - 2
+    return source_ids(tokens, vocab, reverse, max_source_len), len(tokens) > max_source_len - 2
 
 
 def decode_text(ids, tokenizer, vocab: Vocab) -> str:
@@ -93,6 +94,7 @@ def target_ids(tokens: list[str], vocab: Vocab) -> list[int]:
     return [SOS_ID] + vocab.ids(tokens) + [EOS_ID]
 
 
-def max_target_len(src_len: int, a: float, b: int, cap: int) -> int:
-    """Decoding budget for a source of src_len ids: a * src_len + b, at most cap (tokens, <eos> included)."""
-    return int(min(cap, a * src_len + b))
+def max_target_len(src_len: int, decoding, cap: int | None = None) -> int:
+    """The decoding budget of a source of src_len ids (<sos>, <eos> included): decoding.max_len_a *
+    src_len + decoding.max_len_b target tokens (<eos> included), at most cap (default decoding.max_len)."""
+    return int(min(cap or decoding.max_len, decoding.max_len_a * src_len + decoding.max_len_b))

@@ -17,7 +17,7 @@ needs_shared = pytest.mark.skipif(not TATOEBA.is_dir(), reason="../shared/data (
 # a model small enough to train in seconds; quality doesn't matter for parity tests. The
 # word-vocabulary paper model serves the tests written before subwords; TINY_SPM the subword
 # ones; TINY_ATT is the attention model.
-TINY = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, epochs=3, batch_size=32, batch_tokens=None, seed=1,
+TINY = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, epochs=3, batch_size=32, batch_tokens=0, seed=1,
             lr=0.01, vocab="word", attention="none")
 TINY_SPM = dict(TINY, vocab="sentencepiece", vocab_size=300)
 TINY_ATT = dict(TINY_SPM, attention="luong")

@@ -18,6 +18,7 @@ from trainer.model import ModelConfig, Seq2Seq
 CHECKPOINT_KIND = "seq2seq-edge-checkpoint"
 CHECKPOINT_VERSION = 1
 REQUIRED = ("model_config", "model_state", "src_vocab", "tgt_vocab", "tokenizer")
+SAMPLES = 16  # validation sentences a checkpoint keeps ("samples"), for the export's verification
 
 
 class CheckpointError(Exception):
@@ -78,6 +79,49 @@ def _vocab(ckpt: dict, key: str, where: str) -> Vocab:
         raise CheckpointError(f"{where}: {key}: {e}") from None
 
 
+def config_problem(cfg: ModelConfig) -> str | None:
+    """What the runtime would refuse in a model config (its folder checks read the same values), or None."""
+    from runtime.state import ATTENTIONS
+
+    for name in ("src_vocab_size", "tgt_vocab_size"):
+        if not _positive(getattr(cfg, name), low=5):
+            return f"{name} {getattr(cfg, name)!r} is not an integer > 4"
+    for name in ("emb_dim", "hidden_dim", "layers"):
+        if not _positive(getattr(cfg, name)):
+            return f"{name} {getattr(cfg, name)!r} is not a positive integer"
+    if not _positive(cfg.max_source_len, low=3):
+        return f"max_source_len {cfg.max_source_len!r} is not an integer >= 3"
+    if not isinstance(cfg.reverse_source, bool):
+        return f"reverse_source {cfg.reverse_source!r} is not true or false"
+    if cfg.attention not in ATTENTIONS:
+        return f"attention {cfg.attention!r} is not one of {', '.join(ATTENTIONS)}"
+    if not (isinstance(cfg.dropout, (int, float)) and not isinstance(cfg.dropout, bool) and 0 <= cfg.dropout < 1):
+        return f"dropout {cfg.dropout!r} is not a number from 0 to below 1"
+    return None
+
+
+def _positive(v, low: int = 1) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def shape_problem(cfg: ModelConfig, state) -> str | None:
+    """The config's sizes against the saved tensors' shapes, without building the model."""
+    if not isinstance(state, dict):
+        return None  # named below, with the other state checks
+    h = cfg.hidden_dim
+    expected = {"encoder.embedding.weight": (cfg.src_vocab_size, cfg.emb_dim),
+                "decoder.embedding.weight": (cfg.tgt_vocab_size, cfg.emb_dim),
+                "encoder.lstm.weight_hh_l0": (4 * h, h), "decoder.out.weight": (cfg.tgt_vocab_size, h)}
+    for key, shape in expected.items():
+        tensor = state.get(key)
+        if isinstance(tensor, torch.Tensor) and tuple(tensor.shape) != shape:
+            return f"tensor {key!r} has shape {tuple(tensor.shape)}, the model config needs {shape}"
+    layers = sum(1 for k in state if isinstance(k, str) and k.startswith("encoder.lstm.weight_hh_l"))
+    if layers and cfg.layers != layers:
+        return f"model_config says {cfg.layers} layers, model_state holds {layers}"
+    return None
+
+
 def model_from_checkpoint(ckpt: dict) -> tuple[Seq2Seq, Vocab, Vocab, Tokenizer | SentencePieceTokenizer]:
     """The model (eval mode), vocabularies and tokenizer of a loaded checkpoint. Every part is
     checked against the others: CheckpointError names what is missing, misshapen or inconsistent."""
@@ -88,9 +132,15 @@ def model_from_checkpoint(ckpt: dict) -> tuple[Seq2Seq, Vocab, Vocab, Tokenizer 
         raise CheckpointError(f"{where}: model_config has unknown fields {sorted(set(cfg) - names) if isinstance(cfg, dict) else cfg!r}")
     try:
         model_cfg = ModelConfig.from_dict(cfg)
-        model = Seq2Seq(model_cfg)
-    except (TypeError, ValueError, RuntimeError) as e:
+    except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: model_config is invalid ({str(e).splitlines()[0][:160]})") from None
+    problem = config_problem(model_cfg)
+    if problem:
+        raise CheckpointError(f"{where}: model_config is invalid ({problem})")
+    problem = shape_problem(model_cfg, ckpt.get("model_state"))
+    if problem:  # before the model is built: a config of a million layers must not allocate them
+        raise CheckpointError(f"{where}: {problem}")
+    model = Seq2Seq(model_cfg)
     src_vocab, tgt_vocab = _vocab(ckpt, "src_vocab", where), _vocab(ckpt, "tgt_vocab", where)
     for side, vocab, size in (("src_vocab", src_vocab, model_cfg.src_vocab_size), ("tgt_vocab", tgt_vocab, model_cfg.tgt_vocab_size)):
         if len(vocab) != size:

@@ -7,10 +7,11 @@ import sys
 import click
 from click.core import ParameterSource
 
-from runtime.cli import require, version_option
-from trainer.config import AugmentConfig, DataConfig, ModelConfig, TrainConfig
+from runtime.commands import one_line_warnings, require, version_option
+from trainer.config import AugmentConfig, DataConfig, EvalConfig, ModelConfig, TrainConfig
 
-D, M, T = DataConfig(), ModelConfig(), TrainConfig()  # the defaults, from their one place
+D, M, T, E = DataConfig(), ModelConfig(), TrainConfig(), EvalConfig()  # the defaults, from their one place
+EXPLICIT = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 AUGMENT_DEFAULT = ",".join(f"{k}={v:g}" for k, v in vars(T.augment).items())
 
 
@@ -20,7 +21,7 @@ def _augment(ctx, param, value):
     except ValueError as e:
         raise click.BadParameter(str(e).removeprefix("--augment: ")) from None
 
-DATA_HELP = ("builtin (default), builtin:test, a .tsv/.txt/.csv file, a PREFIX of PREFIX.SRC/PREFIX.TGT files, "
+DATA_HELP = ("builtin, builtin:test, a .tsv/.txt/.csv file, a PREFIX of PREFIX.SRC/PREFIX.TGT files, "
              "or kaggle[:OWNER/SLUG[/versions/N][:FILE]]")
 
 
@@ -31,16 +32,18 @@ def _user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         require("torch")
+        from runtime.lock import Busy
         from trainer.checkpoint import CheckpointError
         from trainer.data import DataError
         from trainer.distributed import DistributedError
 
-        rank = int(os.environ.get("RANK", "0"))  # under torchrun, every process meets the same bad input
+        # under torchrun, every process meets the same bad input (RANK itself is checked with the others)
+        rank = int(os.environ.get("RANK", "0")) if os.environ.get("RANK", "0").isdigit() else 0
         try:
             return fn(*args, **kwargs)
         except DistributedError as e:
             raise click.ClickException(f"process {rank}: {e}") from None
-        except (DataError, CheckpointError, ValueError, FileExistsError, OSError) as e:
+        except (DataError, CheckpointError, ValueError, FileExistsError, OSError, Busy) as e:
             if isinstance(e, OSError) and not isinstance(e, FileExistsError):
                 e = f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}".lstrip(": ")
             if rank:
@@ -54,6 +57,7 @@ def _user_errors(fn):
 @version_option()
 def cli():
     """Train and evaluate the LSTM encoder-decoder translator (Sutskever et al., 2014)."""
+    one_line_warnings()
 
 
 @cli.command()
@@ -92,7 +96,9 @@ def cli():
               help="luong: global attention with input feeding; none: the paper's model.")
 @click.option("--reverse-source/--no-reverse-source", default=M.reverse_source, show_default=True)
 @click.option("--max-source-len", default=M.max_source_len, show_default=True, type=click.IntRange(3),
-              help="Source ids incl. <sos>/<eos>; longer sentences are truncated.")
+              help="Source ids incl. <sos>/<eos>: longer training pairs are skipped, longer input is cut to fit.")
+@click.option("--max-target-len", default=D.max_target_len, show_default=True, type=click.IntRange(2),
+              help="Target tokens incl. <eos>: longer training pairs are skipped (counted in one warning).")
 @click.option("--epochs", default=T.epochs, show_default=True, type=click.IntRange(1))
 @click.option("--batch-tokens", default=T.batch_tokens, show_default=True, type=click.IntRange(0),
               help="Batches by size: at most N padded source ids per step, over all processes together "
@@ -141,7 +147,10 @@ def fit(resume, force, no_augment, **options):
         raise click.UsageError("give --augment or --no-augment, not both")
     if no_augment:
         options["augment"] = AugmentConfig.off()
-    best = run_fit(TrainConfig.from_flat(**options), resume=resume, log=click.echo, force=force)
+    given = frozenset(name for name in options if ctx.get_parameter_source(name) in EXPLICIT)
+    if no_augment:
+        given |= {"augment"}
+    best = run_fit(TrainConfig.from_flat(**options), resume=resume, log=click.echo, force=force, given=given)
     if best:
         click.echo(f"best epoch {best['epoch']}: valid loss {best['valid_loss']:.4f}, ppl {best['valid_ppl']:.2f} "
                    f"-> {options['out']}/checkpoint.pth")
@@ -149,21 +158,21 @@ def fit(resume, force, no_augment, **options):
 
 @cli.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--data", default="builtin:test", show_default=True, help=DATA_HELP)
+@click.option("--data", default=E.data, show_default=True, help=DATA_HELP)
 @click.option("--max-pairs", type=click.IntRange(1))
-@click.option("--src-col", default="English", show_default=True)
-@click.option("--tgt-col", default="French", show_default=True)
-@click.option("--src-lang", default="en", show_default=True)
-@click.option("--tgt-lang", default="fr", show_default=True)
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--beam", default=1, show_default=True, type=click.IntRange(1), help="Beam size (1 = greedy).")
-@click.option("--length-penalty", default=0.0, show_default=True, type=click.FloatRange(0))
-@click.option("--samples", default=5, show_default=True, type=click.IntRange(0))
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--src-col", default=D.src_col, show_default=True)
+@click.option("--tgt-col", default=D.tgt_col, show_default=True)
+@click.option("--src-lang", default=D.src_lang, show_default=True)
+@click.option("--tgt-lang", default=D.tgt_lang, show_default=True)
+@click.option("--batch-size", default=E.batch_size, show_default=True, type=click.IntRange(1))
+@click.option("--beam", "beam_size", default=E.beam_size, show_default=True, type=click.IntRange(1),
+              help="Beam size (1 = greedy).")
+@click.option("--length-penalty", default=E.length_penalty, show_default=True, type=click.FloatRange(0))
+@click.option("--samples", default=E.samples, show_default=True, type=click.IntRange(0))
+@click.option("--device", default=E.device, show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @version_option()
 @_user_errors
-def evaluate(checkpoint, data, max_pairs, src_col, tgt_col, src_lang, tgt_lang, batch_size, beam, length_penalty,
-             samples, device):
+def evaluate(checkpoint, max_pairs, src_col, tgt_col, src_lang, tgt_lang, device, **options):
     """Loss, perplexity, BLEU and chrF of CHECKPOINT on a corpus, plus sample translations.
 
     \b
@@ -171,13 +180,13 @@ def evaluate(checkpoint, data, max_pairs, src_col, tgt_col, src_lang, tgt_lang, 
     """
     from trainer.checkpoint import load_checkpoint
     from trainer.data import DataOptions
-    from trainer.evaluate import evaluate as run_evaluate
     from trainer.distributed import pick_device
+    from trainer.evaluate import evaluate as run_evaluate
 
     ckpt = load_checkpoint(checkpoint)
-    opts = DataOptions(src_col, tgt_col, src_lang, tgt_lang, max_pairs)
-    r = run_evaluate(ckpt, data, opts, batch_size, str(pick_device(device)), samples, beam, length_penalty)
-    click.echo(f"{data}: {r.n} pairs, beam {beam}")
+    cfg = EvalConfig(device=str(pick_device(device)), **options)
+    r = run_evaluate(ckpt, cfg, DataOptions(src_col, tgt_col, src_lang, tgt_lang, max_pairs))
+    click.echo(f"{cfg.data}: {r.n} pairs, beam {cfg.beam_size}")
     click.echo(f"loss {r.loss:.4f}  perplexity {r.ppl:.2f}")
     click.echo(f"BLEU = {r.bleu:.2f}  chrF = {r.chrf:.2f}  (case-insensitive)")
     note = "  (the model lower-cases)" if r.case_insensitive else ""

@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 class ModelConfig:
     src_vocab_size: int = 0  # set from the vocabularies when training starts
     tgt_vocab_size: int = 0
-    # measured best at 20 minutes on 2 CPU cores (README "Which model"): a smaller, attentive
-    # model sees ~3x the tokens of 2 x 512 in the same time
+    # the best measured at 20 minutes on 2 CPU cores (docs/training.md "Which model")
     emb_dim: int = 256
     hidden_dim: int = 256
     layers: int = 2
@@ -28,6 +27,12 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> "ModelConfig":
         """A saved model config; one saved before attention existed is the paper's model."""
         return cls(**{"attention": "none", **d})
+
+
+def _decoding_cap() -> int:
+    from runtime.model_format import DecodingDefaults
+
+    return DecodingDefaults().max_len
 
 
 @dataclass
@@ -57,6 +62,8 @@ class DataConfig(DataOptions):
     min_freq: int = 1  # word vocabulary: vocabularies come from the training split only
     max_vocab: int | None = None  # word vocabulary: largest size per side
     cache_dir: str | None = None  # token caches; default OUT/cache
+    # pairs with more target tokens (<eos> included) are skipped: the most the runtime decodes by default
+    max_target_len: int = field(default_factory=lambda: _decoding_cap())
     # ALL CAPS / Title Case sources read as sentence case and the output re-cased (runtime/prepare.py),
     # at training and at run time alike (measured against training for them: docs/benchmarks.md)
     restore_case: bool = True
@@ -115,15 +122,15 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     epochs: int = 15
     # batches by size: at most batch_tokens padded source ids per step, over all processes together
-    # (measured: README "Which model"); None: batch_size sentences per step. batch_size also sizes
+    # (measured: docs/training.md "Which model"); 0: batch_size sentences per step. batch_size also sizes
     # the pools that batches are sorted by length in (50 batches each)
     batch_size: int = 64
-    batch_tokens: int | None = 544
+    batch_tokens: int = 544  # 0: sentence batches
     lr: float = 3e-3
     label_smoothing: float = 0.0  # of the training loss only; validation loss and perplexity stay plain
     lr_decay: float | None = None  # lr *= lr_decay after each validation loss that is not a new best
     clip: float = 1.0
-    teacher_forcing: float = 1.0  # measured default: see README "Teacher forcing"
+    teacher_forcing: float = 1.0  # measured: docs/training.md "Teacher forcing"
     patience: int | None = 3  # epochs without a better validation loss before stopping
     time_budget: float | None = None  # seconds of training; stops mid-epoch when spent
     seed: int = 0
@@ -134,8 +141,6 @@ class TrainConfig:
     def from_flat(cls, **options) -> "TrainConfig":
         """The CLI's flat options (--data, --emb-dim, --epochs, ...) -> the nested config."""
         options = dict(options)
-        if options.get("batch_tokens") == 0:  # --batch-tokens 0: sentence batches
-            options["batch_tokens"] = None
         if "data" in options and not isinstance(options["data"], (dict, DataConfig)):
             options["source"] = options.pop("data")
         augment = options.pop("augment", None)
@@ -150,6 +155,13 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**parts, augment=augment or AugmentConfig(), **{k: v for k, v in options.items() if k in names})
 
+    def flat(self) -> dict:
+        """The CLI's flat view (--data, --emb-dim, --augment, ...): the inverse of from_flat."""
+        data = asdict(self.data)
+        data["data"] = data.pop("source")
+        top = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "data", "augment")}
+        return {**asdict(self.model), **data, "augment": asdict(self.augment), **top}
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         """A saved config (nested; or flat, as checkpoints before the nesting saved it)."""
@@ -158,9 +170,22 @@ class TrainConfig:
             d.pop("model"), d.pop("data")
         d.setdefault("vocab", "word")  # saved before subwords existed
         d.setdefault("attention", "none")  # saved before attention existed
-        d.setdefault("batch_tokens", None)  # saved when sentence batches were the only kind
+        if d.get("batch_tokens") is None:  # saved when sentence batches were the only kind (or as None)
+            d["batch_tokens"] = 0
         d.setdefault("augment", asdict(AugmentConfig.off()))  # saved before augmentation existed
         d.setdefault("restore_case", False)  # likewise: text read as typed
         return cls.from_flat(**d)
 
 
+
+
+@dataclass
+class EvalConfig:
+    """`trainer evaluate`: the test set, and how to decode it."""
+
+    data: str = "builtin:test"
+    batch_size: int = 64
+    beam_size: int = 1
+    length_penalty: float = 0.0
+    samples: int = 5  # sample translations shown
+    device: str = "cpu"

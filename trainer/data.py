@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -14,21 +15,24 @@ import numpy as np
 import torch
 
 from runtime.prepare import TextConfig
-from runtime.vocab import EOS_ID, PAD_ID, SOS_ID, UNK_ID, Vocab
+from runtime.vocab import EOS_ID, SOS_ID, UNK_ID, Vocab
 from trainer import builtin_corpus, token_cache
 from trainer.config import DataOptions
 from trainer.token_cache import TokenCache, gather
 
 KAGGLE_DEFAULT = "rajpulapakura/english-to-french-small-dataset"
 KAGGLE_DEFAULT_FILE = "english_french.csv"
-TEXT_SUFFIXES = (".tsv", ".txt")
-# tokenizing with worker processes pays from about here (benchmarks/big_corpus.py: 1 M pairs,
-# 105 MB, 2 cores: 16.9 s with one process, 9.7 s with two; 50,000 pairs, 5 MB: 0.8 s vs 0.7 s)
+# tokenizing with worker processes pays from about here (measured: docs/benchmarks.md "Corpora
+# larger than memory")
 POOL_MIN_BYTES = 8 << 20
 
 
 class DataError(Exception):
     """A corpus can't be read; the message is one line meant for the user."""
+
+
+class CacheWarning(UserWarning):
+    """A cached file was damaged and is being rebuilt."""
 
 
 @dataclass
@@ -45,6 +49,7 @@ class _Source:
         self.spec, self.opts = spec, opts
         self.builtin: list[tuple[str, str]] | None = None
         self.files: list[Path] = []
+        self.kind = "builtin"
         if spec in ("builtin", "builtin:train", "builtin:test"):
             self.builtin = builtin_corpus.pairs(spec.partition(":")[2] or "train")
             return
@@ -68,10 +73,10 @@ class _Source:
         """What the pairs are made of: the files' content (or the builtin corpus), for cache keys."""
         if self.builtin is not None:
             return hashlib.sha256(json.dumps(self.builtin).encode()).hexdigest()
-        from trainer.token_cache import file_digest
+        from runtime.folder_io import sha256_files
 
         try:
-            return file_digest(self.files)
+            return sha256_files(self.files)
         except OSError as e:
             raise DataError(f"{e.filename}: cannot read ({e.strerror})") from None
 
@@ -88,21 +93,43 @@ class _Source:
 
 class PairStream:
     """Iterates a source's usable pairs (stripped, both sides non-empty), at most max_pairs;
-    `skipped` counts the rows dropped so far. Nothing is held but the current row."""
+    counts the rows dropped so far, by reason. Nothing is held but the current row."""
 
     def __init__(self, source: _Source):
-        self.source, self.skipped, self.count = source, 0, 0
+        self.source, self.count, self.rows = source, 0, 0
+        self.wrong_columns, self.empty_side = 0, 0
+
+    @property
+    def skipped(self) -> int:
+        return self.wrong_columns + self.empty_side
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         limit = self.source.opts.max_pairs
         for row in self.source.rows():
             if limit is not None and self.count >= limit:
                 return
-            if len(row) == 2 and row[0].strip() and row[1].strip():
+            self.rows += 1
+            if len(row) != 2:
+                self.wrong_columns += 1
+            elif not (row[0].strip() and row[1].strip()):
+                self.empty_side += 1
+            else:
                 self.count += 1
                 yield row[0].strip(), row[1].strip()
-            else:
-                self.skipped += 1
+
+    def no_pair_error(self) -> DataError:
+        """The corpus gave no usable pair: say which file and what was wrong with its rows."""
+        where = ", ".join(str(f) for f in self.source.files) or self.source.spec
+        if not self.rows:
+            return DataError(f"{where}: " + ("no rows after its header" if self.source.kind == "csv" else "the corpus is empty")
+                             + ": nothing to train on")
+        reasons = []
+        if self.wrong_columns:
+            want = "source and target columns" if self.source.kind == "csv" else "source<TAB>target"
+            reasons.append(f"{self.wrong_columns} with the wrong number of columns (expected {want})")
+        if self.empty_side:
+            reasons.append(f"{self.empty_side} with an empty side")
+        return DataError(f"{where}: none of its {self.rows} rows is a usable pair: " + ", ".join(reasons))
 
 
 def load_corpus(spec: str, opts: DataOptions | None = None) -> Corpus:
@@ -111,7 +138,7 @@ def load_corpus(spec: str, opts: DataOptions | None = None) -> Corpus:
     stream = PairStream(_Source(spec, opts or DataOptions()))
     pairs = list(stream)
     if not pairs:
-        raise DataError(f"{spec}: the corpus is empty" + (f" ({stream.skipped} rows were unusable)" if stream.skipped else ""))
+        raise stream.no_pair_error()
     return Corpus(pairs, spec, stream.skipped)
 
 
@@ -198,11 +225,6 @@ def split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
 
-def split_valid(pairs: list, fraction: float, seed: int) -> tuple[list, list]:
-    train, valid = split_rows(len(pairs), fraction, seed)
-    return [pairs[i] for i in train], [pairs[i] for i in valid]
-
-
 def cached_tokens(spec: str, opts: DataOptions, tokenizer, text: TextConfig, cache_dir: Path | None,
                   workers: int = 1, build: bool = True) -> TokenCache:
     """The source's TokenCache, its pairs prepared as `text` says: read from cache_dir when an
@@ -217,7 +239,9 @@ def cached_tokens(spec: str, opts: DataOptions, tokenizer, text: TextConfig, cac
     key = token_cache.cache_key(source.digest(), settings)
     meta = {"key": key, "source": spec, **settings}
     folder = Path(cache_dir) / key
-    cache = token_cache.load(folder, meta)
+    cache, problem = token_cache.load(folder, meta)
+    if problem:  # damaged (a disk error, a killed copy, an edit): rebuilt, never trusted
+        warnings.warn(f"token cache {folder} is damaged ({problem}): rebuilding it", CacheWarning, stacklevel=2)
     if cache is None and build:
         if sum(f.stat().st_size for f in source.files) < POOL_MIN_BYTES:
             workers = 1  # starting worker processes costs more than they save on a small file
@@ -232,8 +256,7 @@ def _tokenize(source: _Source, tokenizer, text: TextConfig, workers: int) -> Tok
     cache = token_cache.build(stream, tokenizer, workers, text)
     cache.skipped = stream.skipped
     if len(cache) == 0:
-        raise DataError(f"{source.spec}: the corpus is empty"
-                        + (f" ({cache.skipped} rows were unusable)" if cache.skipped else ""))
+        raise stream.no_pair_error()
     return cache
 
 
@@ -311,12 +334,11 @@ def encode_pairs(pairs, tokenizer, src_vocab: Vocab, tgt_vocab: Vocab, reverse: 
 
 
 def pad(seqs) -> tuple[torch.Tensor, torch.Tensor]:
-    """Id sequences -> ids (B, T) padded with <pad>, lengths (B,)."""
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    out = np.full((len(seqs), int(lengths.max())), PAD_ID, dtype=np.int64)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return torch.from_numpy(out), torch.from_numpy(lengths)
+    """Id sequences -> ids (B, T) padded with <pad>, lengths (B,): the runtime's padding, as tensors."""
+    from runtime.decode import pad_batch
+
+    ids, lengths = pad_batch(seqs)
+    return torch.from_numpy(ids), torch.from_numpy(lengths)
 
 
 def _cut_by_tokens(chunk: np.ndarray, lengths: np.ndarray, batch_tokens: int, min_rows: int) -> list[np.ndarray]:
@@ -334,12 +356,12 @@ def _cut_by_tokens(chunk: np.ndarray, lengths: np.ndarray, batch_tokens: int, mi
 
 
 def batch_groups(lengths: np.ndarray, batch_size: int, generator: torch.Generator | None = None,
-                 min_rows: int = 1, batch_tokens: int | None = None) -> list[np.ndarray]:
+                 min_rows: int = 1, batch_tokens: int = 0) -> list[np.ndarray]:
     """The epoch's global batches as arrays of positions.
 
     With a generator: shuffled, then sorted by source length inside pools of 50 batches so a batch
     carries little padding, then the batches shuffled again. Without: in corpus order. Batches
-    hold batch_size sentences, or with batch_tokens as many as fit that many padded source ids
+    hold batch_size sentences, or (batch_tokens > 0) as many as fit that many padded source ids
     (short sentences go in larger batches). A pool's last batch with fewer than min_rows sentences
     (the number of processes, which each need a share) joins the one before it; with one process
     nothing is merged.

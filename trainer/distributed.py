@@ -3,7 +3,9 @@ training loop needs. Without torchrun (no WORLD_SIZE in the environment) everyth
 no-op and `trainer fit` is the plain single process it always was."""
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -11,8 +13,12 @@ import torch
 import torch.distributed as dist
 
 # how long a collective may wait for a peer before the run fails (a dead peer is noticed at once
-# by gloo and NCCL; this bounds a hung one)
+# by gloo and NCCL; this bounds a hung one, and the first process building a large token cache)
 TIMEOUT = timedelta(minutes=10)
+# how long the processes may take to find each other at the start (torchrun starts them together)
+RENDEZVOUS_TIMEOUT = timedelta(seconds=float(os.environ.get("SEQ2SEQ_RENDEZVOUS_TIMEOUT", "120")))
+TORCHRUN_HINT = "torchrun sets these for each process it starts (torchrun --nproc-per-node N -m trainer fit ...); " \
+                "unset them to train in one process"
 
 
 class DistributedError(Exception):
@@ -65,17 +71,88 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def _int_env(name: str, low: int, high: int | None = None) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        raise DistributedError(f"WORLD_SIZE is set but {name} is not: {TORCHRUN_HINT}")
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < low or (high is not None and number > high):
+        span = f"{low}..{high}" if high is not None else f"an integer >= {low}"
+        raise DistributedError(f"{name}={value!r} is not {span}: {TORCHRUN_HINT}")
+    return number
+
+
+def from_environment() -> tuple[Dist, str, int]:
+    """torchrun's variables, checked before anything waits on them -> (Dist, master address, port).
+    A one-process run has no WORLD_SIZE (or 1)."""
+    if "WORLD_SIZE" not in os.environ:
+        stray = [v for v in ("RANK", "LOCAL_RANK") if v in os.environ]
+        if stray:
+            raise DistributedError(f"{stray[0]} is set without WORLD_SIZE: {TORCHRUN_HINT}")
+        return Dist(), "", 0
+    world = _int_env("WORLD_SIZE", 1)
+    if world == 1:
+        return Dist(), "", 0
+    rank = _int_env("RANK", 0, world - 1)
+    local_rank = _int_env("LOCAL_RANK", 0, world - 1)
+    addr = os.environ.get("MASTER_ADDR", "")
+    if not addr.strip():
+        raise DistributedError(f"WORLD_SIZE is set but MASTER_ADDR (the first process's host) is not: {TORCHRUN_HINT}")
+    return Dist(rank=rank, local_rank=local_rank, world=world), addr, _int_env("MASTER_PORT", 1, 65535)
+
+
+def _store(d: Dist, addr: str, port: int):
+    """The rendezvous store as torch's env:// creates it (torchrun's agent hosts it, or else the
+    first process), but with a rendezvous timeout of its own: a process whose peers never come
+    fails in RENDEZVOUS_TIMEOUT, not in the collectives' TIMEOUT."""
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    try:
+        return dist.TCPStore(addr, port, d.world, is_master=d.rank == 0 and not agent, timeout=RENDEZVOUS_TIMEOUT,
+                             **({} if agent else {"multi_tenant": True}))
+    except Exception as e:  # RuntimeError / DistNetworkError / DistStoreError
+        raise DistributedError(_rendezvous_failure(d, addr, port, e)) from None
+
+
+def _rendezvous_failure(d: Dist, addr: str, port: int, e: Exception) -> str:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+    return (f"the {d.world} processes did not all meet at MASTER_ADDR:MASTER_PORT {addr}:{port} within "
+            f"{RENDEZVOUS_TIMEOUT.total_seconds():g} s ({first}); start every process (torchrun does), "
+            "or unset WORLD_SIZE to train in one process")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """torch's TCPStore logs each connection retry from C++ straight to file descriptor 2; while the
+    processes meet that is noise before our own one-line message, so it goes to a file instead."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def setup(device_name: str) -> tuple[Dist, torch.device]:
     """Joins torchrun's process group when launched by torchrun (nccl on CUDA, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(), pick_device(device_name)
-    d = Dist(rank=int(os.environ["RANK"]), local_rank=int(os.environ.get("LOCAL_RANK", "0")), world=world)
+    d, addr, port = from_environment()
+    if not d.active:
+        return d, pick_device(device_name)
     device = pick_device(device_name, d.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
+        with _quiet_stderr():
+            store = _store(d, addr, port)
+            try:
+                dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=d.rank,
+                                        world_size=d.world, timeout=TIMEOUT)
+            except Exception as e:
+                raise DistributedError(_rendezvous_failure(d, addr, port, e)) from None
     return d, device
 
 

@@ -9,6 +9,7 @@ import torch
 from runtime.model_format import DecodingDefaults
 from runtime.pipeline import TextCodec, translate_texts
 from trainer.checkpoint import codec_of, model_from_checkpoint
+from trainer.config import EvalConfig
 from trainer.data import DataOptions, PairIds, batch_groups, encode_pairs, load_corpus
 from trainer.distributed import Dist
 from trainer.model import Seq2Seq
@@ -53,24 +54,26 @@ def torch_translate(model: Seq2Seq, codec: TextCodec, texts: list[str], batch_si
     decoder calls differ."""
     encoder, decoder = model.to(device).runtime_adapters(torch.device(device))
     results, _ = translate_texts(codec, encoder, decoder, texts, DecodingDefaults(), max_len=max_len,
-                                 batch_size=batch_size, beam_size=beam_size, alpha=length_penalty)
+                                 batch_size=batch_size, beam_size=beam_size, length_penalty=length_penalty)
     return [r[0][0] for r in results]
 
 
-def evaluate(ckpt: dict, data: str, opts: DataOptions | None = None, batch_size: int = 64,
-             device: str = "cpu", n_samples: int = 5, beam_size: int = 1, length_penalty: float = 0.0) -> EvalResult:
+def evaluate(ckpt: dict, cfg: EvalConfig = EvalConfig(), opts: DataOptions | None = None) -> EvalResult:
+    """The checkpoint on cfg.data (read as opts says): loss and perplexity, BLEU and chrF of its
+    translations through the runtime's pipeline, and cfg.samples sample translations."""
     model, src_vocab, tgt_vocab, tokenizer = model_from_checkpoint(ckpt)
     codec = codec_of(ckpt, model, src_vocab, tgt_vocab, tokenizer)
-    model.to(device)
-    pairs = load_corpus(data, opts).pairs
+    model.to(cfg.device)
+    pairs = load_corpus(cfg.data, opts).pairs
     encoded = encode_pairs(pairs, tokenizer, src_vocab, tgt_vocab, model.cfg.reverse_source, model.cfg.max_source_len,
                            codec.text)
-    loss = loss_on(model, encoded, batch_size, torch.device(device))
+    loss = loss_on(model, encoded, cfg.batch_size, torch.device(cfg.device))
     sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
-    hyps = torch_translate(model, codec, sources, batch_size, device, beam_size=beam_size, length_penalty=length_penalty)
+    hyps = torch_translate(model, codec, sources, cfg.batch_size, cfg.device, beam_size=cfg.beam_size,
+                           length_penalty=cfg.length_penalty)
     bleu, chrf = scores(hyps, refs, lowercase=True)  # comparable across vocabularies (and with earlier numbers)
     bleu_cased, chrf_cased = scores(hyps, refs, lowercase=False)
-    samples = list(zip(sources, refs, hyps))[:n_samples]
+    samples = list(zip(sources, refs, hyps))[:cfg.samples]
     return EvalResult(loss, math.exp(min(loss, 50)), bleu, chrf, tokenizer.lowercase, bleu_cased, chrf_cased, samples,
                       len(pairs))
 

@@ -2,7 +2,7 @@
 (2015) global attention with input feeding on top of it.
 
 The decoder state is one dict whose names are the one-step decoder graph's inputs
-(runtime.model_format.decoder_inputs): hidden and cell (L, B, H); with attention also input_feed
+(runtime/state.py): hidden and cell (L, B, H); with attention also input_feed
 (B, H), memory (B, S, H) and src_lengths (B,). Everything that decodes passes it around whole.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from runtime.model_format import ATTENTION_LUONG, select_rows
+from runtime.state import ATTENTION_LUONG, select_rows
 from runtime.vocab import PAD_ID
 from trainer.config import ModelConfig  # noqa: F401  (re-exported)
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import io
 import shutil
+import warnings
 from pathlib import Path
 
 from runtime.atomic import write_folder
 from runtime.tokenizer import SIDES, SentencePieceTokenizer
+from runtime.vocab import EOS, EOS_ID, PAD, PAD_ID, SOS, SOS_ID, UNK, UNK_ID
 from trainer.config import DataConfig
-from trainer.data import DataError, PairStream, _Source, split_rows
+from trainer.data import CacheWarning, DataError, PairStream, _Source, split_rows
 from trainer.token_cache import cache_key, default_workers, prepare_pair
 
-MODEL_TYPES = ("unigram", "bpe")
 MAX_TRAINING_SENTENCES = 2_000_000  # per side; sentencepiece samples this many from a larger split
 
 
@@ -37,8 +38,8 @@ def train_model(text_file: Path, vocab_size: int, model_type: str, lowercase: bo
             character_coverage=1.0,  # every character of the training text gets a piece
             split_digits=True,  # numbers go piece by piece, so any number can be copied
             normalization_rule_name="nmt_nfkc_cf" if lowercase else "nmt_nfkc",
-            pad_id=0, unk_id=1, bos_id=2, eos_id=3,
-            pad_piece="<pad>", unk_piece="<unk>", bos_piece="<sos>", eos_piece="<eos>",
+            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=SOS_ID, eos_id=EOS_ID,
+            pad_piece=PAD, unk_piece=UNK, bos_piece=SOS, eos_piece=EOS,
             input_sentence_size=MAX_TRAINING_SENTENCES, shuffle_input_sentence=True,
             num_threads=default_workers(), minloglevel=2,
         )
@@ -56,8 +57,9 @@ def _train(d: DataConfig, seed: int, source: _Source, tmp: Path) -> dict[str, by
     files = {side: tmp / f"{side}.txt" for side in SIDES}
     handles = {side: open(files[side], "w", encoding="utf-8") for side in SIDES}
     text_cfg = d.text_config()
+    stream = PairStream(source)
     try:
-        for i, pair in enumerate(PairStream(source)):
+        for i, pair in enumerate(stream):
             if train_rows is None or i in train_rows:
                 # prepared as the training pairs are (one line each: preparing collapses line breaks)
                 for side, text in zip(SIDES, prepare_pair(*pair, text_cfg)):
@@ -65,6 +67,8 @@ def _train(d: DataConfig, seed: int, source: _Source, tmp: Path) -> dict[str, by
     finally:
         for f in handles.values():
             f.close()
+    if not stream.count:  # SentencePiece would only say its input is empty
+        raise stream.no_pair_error()
     return {side: train_model(files[side], d.vocab_size, d.subword_model, d.lowercase_text()) for side in SIDES}
 
 
@@ -80,7 +84,11 @@ def sentencepiece_tokenizer(d: DataConfig, seed: int, cache_dir: Path, build: bo
     folder = Path(cache_dir) / f"sentencepiece-{cache_key(source.digest(), settings)}"
     names = {side: folder / f"{side}.model" for side in SIDES}
     if all(p.is_file() for p in names.values()):
-        return SentencePieceTokenizer(names["src"].read_bytes(), names["tgt"].read_bytes(), d.lowercase_text())
+        try:
+            return SentencePieceTokenizer(names["src"].read_bytes(), names["tgt"].read_bytes(), d.lowercase_text())
+        except (ValueError, OSError) as e:  # damaged in the cache: trained again, never trusted
+            warnings.warn(f"SentencePiece models in {folder} are damaged ({e}): training them again", CacheWarning,
+                          stacklevel=2)
     if not build:
         return None
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -138,15 +137,6 @@ def build(pairs: Iterable[tuple[str, str]], tokenizer, workers: int = 1, text: T
 
 # ---- on disk -----------------------------------------------------------------------------------
 
-def file_digest(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 def cache_key(content_digest: str, settings: dict) -> str:
     blob = json.dumps({"version": CACHE_VERSION, "content": content_digest, **settings}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
@@ -169,23 +159,54 @@ def save(cache: TokenCache, folder: Path, meta: dict) -> None:
     cache.folder = folder
 
 
-def load(folder: Path, meta: dict) -> TokenCache | None:
-    """The cache in folder, memory-mapped, if it is complete and was built with these settings."""
+def load(folder: Path, meta: dict) -> tuple[TokenCache | None, str | None]:
+    """The cache in folder, memory-mapped, if it is there, was built with these settings and is
+    sound -> (cache, None); else (None, what is wrong with it, or None if there is simply none)."""
     try:
         saved = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        if {k: saved.get(k) for k in meta} != meta:
-            return None
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError):
+        return None, "its meta.json is unreadable"
+    if not isinstance(saved, dict) or {k: saved.get(k) for k in meta} != meta:
+        return None, None if isinstance(saved, dict) else "its meta.json is not an object"
+    try:
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
         tokens = {f"{side}_tokens": json.loads((folder / f"{side}_tokens.json").read_text(encoding="utf-8"))
-                  for side in ("src", "tgt")}
-    except (OSError, ValueError):
-        return None
-    return TokenCache(**arrays, **tokens, skipped=int(saved.get("skipped", 0)), folder=folder, reused=True)
+                  for side in SIDES}
+    except (OSError, ValueError) as e:  # truncated, missing, or a pickle (np.load refuses those)
+        return None, f"a file is missing or unreadable ({str(e).splitlines()[0][:80] if str(e) else type(e).__name__})"
+    problem = check_arrays(arrays, tokens, saved.get("pairs"))
+    if problem:
+        return None, problem
+    return TokenCache(**arrays, **tokens, skipped=int(saved.get("skipped", 0)), folder=folder, reused=True), None
+
+
+def check_arrays(arrays: dict, tokens: dict, pairs=None) -> str | None:
+    """What is wrong with a cache's arrays (None if nothing), vectorised: dtypes and shapes, offsets
+    that start at 0, never decrease and end at the id count, ids inside the token list, and both
+    sides of the same length."""
+    counts = []
+    for side in SIDES:
+        ids, offsets, toks = arrays[f"{side}_ids"], arrays[f"{side}_offsets"], tokens[f"{side}_tokens"]
+        if ids.dtype != np.int32 or ids.ndim != 1:
+            return f"{side}_ids is not a flat int32 array"
+        if offsets.dtype != np.int64 or offsets.ndim != 1 or len(offsets) == 0:
+            return f"{side}_offsets is not a flat int64 array"
+        if offsets[0] != 0 or offsets[-1] != len(ids) or (np.diff(offsets) < 0).any():
+            return f"{side}_offsets do not run from 0 to the {len(ids):,} ids without decreasing"
+        if not isinstance(toks, list) or not all(isinstance(t, str) for t in toks):
+            return f"{side}_tokens is not a list of strings"
+        if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= len(toks)):
+            return f"{side}_ids point outside its {len(toks):,} tokens"
+        counts.append(len(offsets) - 1)
+    if counts[0] != counts[1] or (pairs is not None and pairs != counts[0]):
+        return f"its sides hold {counts[0]:,} and {counts[1]:,} sentences" + (f", its meta.json {pairs}" if pairs is not None else "")
+    return None
 
 
 def default_workers() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+    """Tokenizing processes: one per usable core, at most 8 (beyond, reading the file is the limit)."""
+    from runtime.cores import usable_cores
+
+    return max(1, min(usable_cores(), 8))

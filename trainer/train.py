@@ -1,12 +1,13 @@
 """`trainer fit`: the training loop, metrics, checkpoints and resume, on one process or many."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,11 @@ import torch
 import torch.nn as nn
 
 from runtime.atomic import atomic_write
+from runtime.lock import exclusive, lock_path
 from runtime.tokenizer import SentencePieceTokenizer, Tokenizer, from_state
 from runtime.vocab import Vocab
 from trainer.augment import epoch_masks
-from trainer.checkpoint import CheckpointError, atomic_save, load_checkpoint, new_checkpoint
+from trainer.checkpoint import SAMPLES, CheckpointError, atomic_save, load_checkpoint, new_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import DataError, PairIds, batch_groups, cached_tokens, split_rows
 from trainer.distributed import Dist, setup, teardown
@@ -26,7 +28,6 @@ from trainer.model import Seq2Seq
 from trainer.token_cache import default_workers
 
 BEST_NAME, LAST_NAME, STEPS_NAME = "checkpoint.pth", "last.pth", "steps.csv"
-SAMPLES = 16  # validation sentences kept in the checkpoint, for export verification
 
 
 class _LossModule(nn.Module):
@@ -71,12 +72,31 @@ def make_tokenizer(cfg: TrainConfig, dist: Dist):
                        "SentencePiece models", cache_dir)
 
 
+def fitting_rows(cache, rows: np.ndarray, max_source_len: int, max_target_len: int) -> np.ndarray:
+    """The rows whose pair the model takes whole: at most max_source_len ids of source (<sos> and
+    <eos> included) and max_target_len tokens of target (<eos> included). Longer pairs are skipped,
+    not cut: a cut target would teach the model to stop mid-sentence, a cut source to make text up;
+    and one pair of a million tokens would make a step take minutes and gigabytes."""
+    rows = np.asarray(rows, dtype=np.int64)
+    src = cache.src_offsets[rows + 1] - cache.src_offsets[rows]
+    tgt = cache.tgt_offsets[rows + 1] - cache.tgt_offsets[rows]
+    return rows[(src <= max_source_len - 2) & (tgt <= max_target_len - 1)]
+
+
+def skipped_warning(unusable: int, too_long: int, cfg: TrainConfig) -> str | None:
+    parts = ([f"{unusable} with an empty side or the wrong number of columns"] if unusable else []) + \
+        ([f"{too_long} longer than --max-source-len {cfg.model.max_source_len} source ids or --max-target-len "
+          f"{cfg.data.max_target_len} target tokens"] if too_long else [])
+    return f"warning: skipped {unusable + too_long} rows: " + ", ".join(parts) if parts else None
+
+
 def prepare_data(cfg: TrainConfig, tokenizer, dist: Dist, vocabs: tuple[Vocab, Vocab] | None = None):
-    """-> (train PairIds, valid PairIds, src_vocab, tgt_vocab, skipped rows, reused cache?).
+    """-> (train PairIds, valid PairIds, src_vocab, tgt_vocab, (unusable rows, too long pairs), reused cache?).
 
     The corpus streams into a token cache in --cache-dir (built once, by the first process of each
-    machine, and memory-mapped by all); word vocabularies come from the training split only (or
-    are given, on resume); SentencePiece vocabularies are their models' pieces."""
+    machine, and memory-mapped by all); pairs longer than the model takes are left out; word
+    vocabularies come from the training split only (or are given, on resume); SentencePiece
+    vocabularies are their models' pieces."""
     d = cfg.data
     cache_dir = _cache_dir(cfg)
     workers = default_workers()
@@ -97,16 +117,23 @@ def prepare_data(cfg: TrainConfig, tokenizer, dist: Dist, vocabs: tuple[Vocab, V
     else:
         valid_cache = train_cache
         train_rows, valid_rows = split_rows(len(train_cache), d.valid_fraction, cfg.seed)
+    m = cfg.model
+    n = len(train_rows) + len(valid_rows)
+    train_rows = fitting_rows(train_cache, train_rows, m.max_source_len, d.max_target_len)
+    valid_rows = fitting_rows(valid_cache, valid_rows, m.max_source_len, d.max_target_len)
+    too_long = n - len(train_rows) - len(valid_rows)
+    if not len(train_rows):
+        raise DataError(f"{d.source}: every pair is longer than --max-source-len {m.max_source_len} source ids or "
+                        f"--max-target-len {d.max_target_len} target tokens")
     if vocabs is None and isinstance(tokenizer, SentencePieceTokenizer):
         vocabs = (Vocab(tokenizer.pieces("src")), Vocab(tokenizer.pieces("tgt")))
     if vocabs is None:
         vocabs = (Vocab.from_counts(train_cache.counts("src", train_rows), d.min_freq, d.max_vocab),
                   Vocab.from_counts(train_cache.counts("tgt", train_rows), d.min_freq, d.max_vocab))
     src_vocab, tgt_vocab = vocabs
-    m = cfg.model
     train = PairIds(train_cache, train_rows, src_vocab, tgt_vocab, m.reverse_source, m.max_source_len, tokenizer, text)
     valid = PairIds(valid_cache, valid_rows, src_vocab, tgt_vocab, m.reverse_source, m.max_source_len)
-    return train, valid, src_vocab, tgt_vocab, skipped, train_cache.reused
+    return train, valid, src_vocab, tgt_vocab, (skipped, too_long), train_cache.reused
 
 
 def sample_sources(data: PairIds, tokenizer, n: int = SAMPLES) -> list[str]:
@@ -232,23 +259,62 @@ def check_out(out: Path, resume: bool, force: bool) -> None:
                               "train anew and replace it, or --out another folder")
 
 
-def fit(cfg: TrainConfig, resume: bool = False, log=lambda msg: None, force: bool = False) -> dict:
+# what a resumed run may change; every other setting is the saved run's
+RESUMABLE = frozenset({"epochs", "patience", "time_budget", "device", "out", "cache_dir"})
+
+
+def resume_conflicts(saved: TrainConfig, wanted: TrainConfig, given) -> list[str]:
+    """The options among `given` (names as the CLI's) whose values differ from the saved run's."""
+    s, w = saved.flat(), wanted.flat()
+    show = lambda v: ",".join(f"{k}={x:g}" for k, x in v.items()) if isinstance(v, dict) else str(v)
+    return [f"--{name.replace('_', '-')} {show(w[name])} (the run has {show(s[name])})"
+            for name in sorted(given) if name not in RESUMABLE and name in s and s[name] != w[name]]
+
+
+def fit(cfg: TrainConfig, resume: bool = False, log=lambda msg: None, force: bool = False,
+        given: frozenset = frozenset()) -> dict:
     """Trains, keeps the best checkpoint by validation loss and a resumable last.pth in cfg.out.
 
     Run under torchrun, each process trains on its share of every batch (DistributedDataParallel)
     and only rank 0 logs and writes files. Returns the best epoch's metrics. Nothing in cfg.out is
     touched before the data is read, and an earlier run's checkpoint there is replaced only with
-    force (or continued with resume).
+    force (or continued with resume). With resume, the names in `given` (options the caller set
+    explicitly, e.g. on the command line) must agree with the saved run's, or ValueError names them.
     """
     dist, device = setup(cfg.device)
     try:
-        best = _fit(cfg, resume, log if dist.main else (lambda msg: None), force, dist, device)
+        with _output_lock(Path(cfg.out), dist):
+            best = _fit(cfg, resume, log if dist.main else (lambda msg: None), force, dist, device, given)
         return best if dist.main else {}
     finally:
         teardown(dist)
 
 
-def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: torch.device) -> dict:
+def _output_lock(out: Path, dist: Dist):
+    """One run at a time in an --out folder (rank 0 holds it for all processes of its run)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    return exclusive(lock_path(out, inside=True), f"--out {out}") if dist.main else contextlib.nullcontext()
+
+
+@dataclass
+class Run:
+    """A training run's moving parts and what it has done so far (what last.pth keeps)."""
+
+    model: Seq2Seq
+    module: nn.Module  # the loss, wrapped in DistributedDataParallel under torchrun
+    opt: torch.optim.Optimizer
+    plateau: object | None  # ReduceLROnPlateau with --lr-decay
+    scaler: object | None  # GradScaler on CUDA (mixed precision)
+    shuffle: torch.Generator  # the batch order: the same on every process, so global batches agree
+    history: list = field(default_factory=list)  # one metrics row per epoch
+    step_rows: list = field(default_factory=list)  # one row per step
+    start_epoch: int = 1
+    best_loss: float = float("inf")
+    bad_epochs: int = 0  # epochs since the best validation loss
+
+
+def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: torch.device, given=frozenset()) -> dict:
     out = Path(cfg.out)
     check_out(out, resume, force)
     if cfg.batch_size < 2 * dist.world:
@@ -256,115 +322,139 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
                          f"give at least {2 * dist.world}")
     state = None
     if resume:
-        last = out / LAST_NAME
-        if not last.exists():
-            raise CheckpointError(f"{last}: nothing to resume (no last.pth in --out {out})")
-        state = load_checkpoint(last)
-        saved = TrainConfig.from_dict(state["train_config"])
-        # the run continues as it was started; only its length, device and output may change
-        cfg = replace(saved, epochs=cfg.epochs, device=cfg.device, out=cfg.out, patience=cfg.patience,
-                      time_budget=cfg.time_budget)
+        state, cfg = _resumed(out, cfg, given)
     torch.manual_seed(cfg.seed)
     tokenizer = from_state(state["tokenizer"]) if state else make_tokenizer(cfg, dist)
     vocabs = (Vocab(state["src_vocab"]), Vocab(state["tgt_vocab"])) if state else None
     train_data, valid_data, src_vocab, tgt_vocab, skipped, reused = prepare_data(cfg, tokenizer, dist, vocabs)
     if len(train_data) < 2 * dist.world:
         raise ValueError(f"{len(train_data)} training pairs are too few for {dist.world} processes")
-    if skipped:
-        log(f"warning: skipped {skipped} rows with an empty side or the wrong number of columns")
+    warning = skipped_warning(*skipped, cfg)
+    if warning:
+        log(warning)
     model_cfg = replace(cfg.model, src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab))
+    run = _start(cfg, model_cfg, dist, device)
+    if state:
+        _restore(run, state, cfg, dist, out)
+        log(f"resuming {out / LAST_NAME} after epoch {state['epoch']}")
+    m, procs = model_cfg, f" x {dist.world} processes" if dist.active else ""
+    log(f"data {cfg.data.source}: {len(train_data)} train / {len(valid_data)} valid pairs"
+        f"{' (token cache reused)' if reused else ''}; vocab {len(src_vocab)} src, {len(tgt_vocab)} tgt; "
+        f"model {m.layers}x{m.hidden_dim} emb {m.emb_dim} on {device}{procs}")
+    saved = dict(  # what every checkpoint of this run holds
+        model_config=model_cfg.to_dict(), src_vocab=src_vocab.itos, tgt_vocab=tgt_vocab.itos,
+        tokenizer=tokenizer.state(), data={"source": cfg.data.source, "valid": cfg.data.valid},
+        text=cfg.data.text_config().to_dict(), train_config=asdict(cfg), torch_version=str(torch.__version__),
+        samples=sample_sources(valid_data if len(valid_data) else train_data, tokenizer),
+    )
+    deadline = time.perf_counter() + cfg.time_budget if cfg.time_budget else None
+    for epoch in range(run.start_epoch, cfg.epochs + 1):
+        if cfg.patience is not None and run.bad_epochs >= cfg.patience:
+            break
+        if deadline is not None and dist.all_sum([float(time.perf_counter() > deadline)], device)[0]:
+            log(f"time budget of {cfg.time_budget:g}s spent")
+            break
+        row, improved, late = _epoch(run, epoch, cfg, train_data, valid_data, dist, device, deadline, log)
+        if dist.main:
+            _save_epoch(run, out, saved, row, improved)
+        if late:
+            log(f"time budget of {cfg.time_budget:g}s spent")
+            break
+    if cfg.patience is not None and run.bad_epochs >= cfg.patience:
+        log(f"early stop: no better validation loss for {cfg.patience} epochs")
+    return min(run.history, key=lambda h: h["valid_loss"]) if run.history else {}
+
+
+def _resumed(out: Path, cfg: TrainConfig, given) -> tuple[dict, TrainConfig]:
+    """last.pth of the run in out, and its config: the run continues as it was started; only its
+    length, device and output may change (other options given must agree with it)."""
+    last = out / LAST_NAME
+    if not last.exists():
+        raise CheckpointError(f"{last}: nothing to resume (no last.pth in --out {out})")
+    state = load_checkpoint(last)
+    saved = TrainConfig.from_dict(state["train_config"])
+    conflicts = resume_conflicts(saved, cfg, given)
+    if conflicts:
+        raise ValueError(f"--resume continues the run in {last} as it was started, and these options differ from it: "
+                         f"{'; '.join(conflicts)}; drop them, or train anew with --force")
+    return state, replace(saved, epochs=cfg.epochs, device=cfg.device, out=cfg.out, patience=cfg.patience,
+                          time_budget=cfg.time_budget)
+
+
+def _start(cfg: TrainConfig, model_cfg, dist: Dist, device: torch.device) -> Run:
+    """A new model (the paper's init, from the seed) with its optimiser, schedule and generators."""
     model = Seq2Seq(model_cfg).to(device)
     module = _LossModule(model, cfg.label_smoothing)
     if dist.active:
         from torch.nn.parallel import DistributedDataParallel
 
         module = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
-    # fused: one kernel for all parameters (an isolated step loop on 2 CPU cores: 4,271 -> 4,521 tgt tok/s)
+    # fused: one kernel for all parameters (measured: docs/benchmarks.md "Training speed")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     # decay on plateau (OpenNMT-py's and the paper's halving, driven by validation): stepped with each
     # validation loss; the lr itself lives in the optimizer's state, the counters in last.pth
     plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_decay, patience=0, threshold=0)
                if cfg.lr_decay else None)
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None  # mixed precision on CUDA
-    # the batch order: one generator, the same on every process (so global batches agree)
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
     shuffle = torch.Generator().manual_seed(cfg.seed)
     if dist.rank:  # dropout masks: rank 0 continues the single-process stream, the others their own
         torch.manual_seed(cfg.seed + 1_000_003 * dist.rank)
-    history: list[dict] = []
-    step_rows: list[dict] = []
-    start_epoch, best_loss, bad_epochs = 1, float("inf"), 0
-    if state:
-        model.load_state_dict(state["model_state"])
-        opt.load_state_dict(state["optimizer_state"])
-        if plateau and state.get("lr_schedule"):
-            plateau.load_state_dict(state["lr_schedule"])
-        # the saved batch order goes on for every process; rank 0 also gets its dropout stream back
-        # (a run resumed by another number of processes: the same batches, fresh masks elsewhere)
-        shuffle.set_state(state["rng"]["shuffle"])
-        if dist.rank == 0:
-            torch.set_rng_state(state["rng"]["torch"])
-        else:
-            torch.manual_seed(cfg.seed + 1_000_003 * dist.rank + 7919 * state["epoch"])
-        history = list(state["history"])
-        start_epoch, best_loss, bad_epochs = state["epoch"] + 1, state["best_valid_loss"], state["bad_epochs"]
-        step_rows = _read_steps(out, state["epoch"])
-        log(f"resuming {out / LAST_NAME} after epoch {state['epoch']}")
-    m = model_cfg
-    procs = f" x {dist.world} processes" if dist.active else ""
-    log(f"data {cfg.data.source}: {len(train_data)} train / {len(valid_data)} valid pairs"
-        f"{' (token cache reused)' if reused else ''}; vocab {len(src_vocab)} src, {len(tgt_vocab)} tgt; "
-        f"model {m.layers}x{m.hidden_dim} emb {m.emb_dim} on {device}{procs}")
-    common = dict(
-        model_config=model_cfg.to_dict(), src_vocab=src_vocab.itos, tgt_vocab=tgt_vocab.itos,
-        tokenizer=tokenizer.state(), data={"source": cfg.data.source, "valid": cfg.data.valid},
-        text=cfg.data.text_config().to_dict(),
-        train_config=asdict(cfg), torch_version=str(torch.__version__),
-        samples=sample_sources(valid_data if len(valid_data) else train_data, tokenizer),
-    )
-    deadline = time.perf_counter() + cfg.time_budget if cfg.time_budget else None
-    late = False
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        if (cfg.patience is not None and bad_epochs >= cfg.patience) or late:
-            break
-        if deadline is not None and dist.all_sum([float(time.perf_counter() > deadline)], device)[0]:
-            log(f"time budget of {cfg.time_budget:g}s spent")
-            break
-        masks = epoch_masks(len(train_data), cfg.augment, cfg.seed, epoch)
-        train_loss, tokens, seconds, steps, late = train_epoch(module, opt, scaler, train_data, cfg, device, shuffle, dist,
-                                                               desc=f"epoch {epoch}/{cfg.epochs}", deadline=deadline,
-                                                               masks=masks)
-        valid_loss = loss_on(model, valid_data, cfg.batch_size, device, dist)
-        row = dict(epoch=epoch, train_loss=round(train_loss, 5), valid_loss=round(valid_loss, 5),
-                   valid_ppl=round(math.exp(min(valid_loss, 50)), 3), seconds=round(seconds, 2),
-                   tgt_tokens_per_s=round(tokens / seconds, 1))
-        history.append(row)
-        step_rows += [dict(epoch=epoch, step=i, loss=round(l, 7), tokens=n) for i, (l, n) in enumerate(steps, 1)]
-        improved = valid_loss < best_loss
-        if improved:
-            best_loss, bad_epochs = valid_loss, 0
-        else:
-            bad_epochs += 1
-        log(f"epoch {epoch:3d}  train loss {train_loss:.4f}  valid loss {valid_loss:.4f}  ppl {row['valid_ppl']:8.2f}  "
-            f"{seconds:6.1f}s  {row['tgt_tokens_per_s']:8.0f} tgt tok/s" + ("  *best" if improved else ""))
-        if plateau:
-            plateau.step(valid_loss)
-            if not improved:
-                log(f"learning rate -> {opt.param_groups[0]['lr']:.3g}")
-        if late:
-            log(f"time budget of {cfg.time_budget:g}s spent")
-        if not dist.main:
-            continue
-        model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        if improved:
-            atomic_save(new_checkpoint(**common, model_state=model_state, metrics=row), out / BEST_NAME)
-        rng = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
-        atomic_save(new_checkpoint(**common, model_state=model_state, metrics=row, optimizer_state=opt.state_dict(),
-                                   epoch=epoch, rng=rng, best_valid_loss=best_loss, bad_epochs=bad_epochs,
-                                   history=history, lr_schedule=plateau.state_dict() if plateau else None),
-                    out / LAST_NAME)
-        _write_csv(out / "metrics.csv", METRIC_FIELDS, history)
-        _write_csv(out / STEPS_NAME, ("epoch", "step", "loss", "tokens"), step_rows)
-        _plot_losses(out, history)
-    if cfg.patience is not None and bad_epochs >= cfg.patience:
-        log(f"early stop: no better validation loss for {cfg.patience} epochs")
-    return min(history, key=lambda h: h["valid_loss"]) if history else {}
+    return Run(model, module, opt, plateau, scaler, shuffle)
+
+
+def _restore(run: Run, state: dict, cfg: TrainConfig, dist: Dist, out: Path) -> None:
+    """The run as last.pth left it: weights, optimiser, schedule, batch order, history."""
+    run.model.load_state_dict(state["model_state"])
+    run.opt.load_state_dict(state["optimizer_state"])
+    if run.plateau and state.get("lr_schedule"):
+        run.plateau.load_state_dict(state["lr_schedule"])
+    # the saved batch order goes on for every process; rank 0 also gets its dropout stream back
+    # (a run resumed by another number of processes: the same batches, fresh masks elsewhere)
+    run.shuffle.set_state(state["rng"]["shuffle"])
+    if dist.rank == 0:
+        torch.set_rng_state(state["rng"]["torch"])
+    else:
+        torch.manual_seed(cfg.seed + 1_000_003 * dist.rank + 7919 * state["epoch"])
+    run.history = list(state["history"])
+    run.start_epoch, run.best_loss, run.bad_epochs = state["epoch"] + 1, state["best_valid_loss"], state["bad_epochs"]
+    run.step_rows = _read_steps(out, state["epoch"])
+
+
+def _epoch(run: Run, epoch: int, cfg: TrainConfig, train_data: PairIds, valid_data: PairIds, dist: Dist,
+           device: torch.device, deadline: float | None, log) -> tuple[dict, bool, bool]:
+    """One epoch (augmented afresh), its validation, and the plateau schedule -> (metrics row, a new
+    best?, stopped by the time budget?)."""
+    masks = epoch_masks(len(train_data), cfg.augment, cfg.seed, epoch)
+    train_loss, tokens, seconds, steps, late = train_epoch(run.module, run.opt, run.scaler, train_data, cfg, device,
+                                                           run.shuffle, dist, desc=f"epoch {epoch}/{cfg.epochs}",
+                                                           deadline=deadline, masks=masks)
+    valid_loss = loss_on(run.model, valid_data, cfg.batch_size, device, dist)
+    row = dict(epoch=epoch, train_loss=round(train_loss, 5), valid_loss=round(valid_loss, 5),
+               valid_ppl=round(math.exp(min(valid_loss, 50)), 3), seconds=round(seconds, 2),
+               tgt_tokens_per_s=round(tokens / seconds, 1))
+    run.history.append(row)
+    run.step_rows += [dict(epoch=epoch, step=i, loss=round(l, 7), tokens=n) for i, (l, n) in enumerate(steps, 1)]
+    improved = valid_loss < run.best_loss
+    run.best_loss, run.bad_epochs = (valid_loss, 0) if improved else (run.best_loss, run.bad_epochs + 1)
+    log(f"epoch {epoch:3d}  train loss {train_loss:.4f}  valid loss {valid_loss:.4f}  ppl {row['valid_ppl']:8.2f}  "
+        f"{seconds:6.1f}s  {row['tgt_tokens_per_s']:8.0f} tgt tok/s" + ("  *best" if improved else ""))
+    if run.plateau:
+        run.plateau.step(valid_loss)
+        if not improved:
+            log(f"learning rate -> {run.opt.param_groups[0]['lr']:.3g}")
+    return row, improved, late
+
+
+def _save_epoch(run: Run, out: Path, saved: dict, row: dict, improved: bool) -> None:
+    """checkpoint.pth if the epoch is a new best, always last.pth (resumable), the metrics and the plot."""
+    model_state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
+    if improved:
+        atomic_save(new_checkpoint(**saved, model_state=model_state, metrics=row), out / BEST_NAME)
+    rng = {"torch": torch.get_rng_state(), "shuffle": run.shuffle.get_state()}
+    atomic_save(new_checkpoint(**saved, model_state=model_state, metrics=row, optimizer_state=run.opt.state_dict(),
+                               epoch=row["epoch"], rng=rng, best_valid_loss=run.best_loss, bad_epochs=run.bad_epochs,
+                               history=run.history, lr_schedule=run.plateau.state_dict() if run.plateau else None),
+                out / LAST_NAME)
+    _write_csv(out / "metrics.csv", METRIC_FIELDS, run.history)
+    _write_csv(out / STEPS_NAME, ("epoch", "step", "loss", "tokens"), run.step_rows)
+    _plot_losses(out, run.history)

@@ -13,7 +13,7 @@ from tests.conftest import PY, ROOT, run_env
 # each step patches one function of the export path so the process dies right there (SIGKILL-like:
 # os._exit skips every cleanup handler)
 KILLS = {
-    "mid-build": "F._write_json = die",
+    "mid-build": "F.write_files = die",
     "before-swap": "A._exchange = die",
     "after-swap": "orig = A._exchange\nA._exchange = lambda a, b: (orig(a, b), die())",
     "mid-file-write": "A.os.fsync = die",  # a file of the new folder half-written
@@ -107,3 +107,30 @@ def test_int8_export_prints_no_library_log_lines(tiny_ckpt, tmp_path):
                         "--no-verify"], capture_output=True, text=True, env=run_env(), cwd=ROOT)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert "WARNING" not in r.stdout and r.stdout.strip().endswith(f"wrote {tmp_path / 'q'}")
+
+
+def test_export_writes_only_a_folder_the_runtime_accepts(tiny_spm_run, tmp_path, monkeypatch):
+    """The finished folder goes through the runtime's own checks (the same code) before it is put in
+    place: here a SentencePiece model over the runtime's size bound."""
+    import runtime.model_format as mf
+    from export.folder import ExportError, export_onnx
+
+    monkeypatch.setitem(mf.MAX_BYTES, mf.SOURCE_SPM_FILE, 1000)
+    with pytest.raises(ExportError, match="the runtime would refuse this folder, nothing written: "
+                                          "source_sentencepiece.model: .* bytes, more than the 1,000 allowed"):
+        export_onnx(tiny_spm_run / "checkpoint.pth", tmp_path / "model", verify=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_export_into_the_same_folder_is_refused_while_the_first_runs(tiny_ckpt, tmp_path):
+    from runtime.lock import exclusive, lock_path
+
+    out = tmp_path / "model"
+    with exclusive(lock_path(out, inside=False), "test"):  # the first export, still writing
+        r = subprocess.run([PY, "-m", "export", "onnx", str(tiny_ckpt), "--out", str(out)], capture_output=True,
+                           text=True, env=run_env(), cwd=ROOT)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"--out {out} is in use by process {os.getpid()}" in r.stderr and not out.exists()
+    r = subprocess.run([PY, "-m", "export", "onnx", str(tiny_ckpt), "--out", str(out), "--no-verify"], capture_output=True,
+                       text=True, env=run_env(), cwd=ROOT)
+    assert r.returncode == 0 and load_config(out) and [p.name for p in tmp_path.iterdir()] == ["model"]

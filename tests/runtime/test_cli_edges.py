@@ -54,6 +54,14 @@ def test_output_that_is_the_input_is_refused_and_the_input_kept(tiny_onnx, tmp_p
     assert src.read_text() == "hello\nthank you\n"
 
 
+def test_output_that_is_standard_input_is_refused_and_the_input_kept(tiny_onnx, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("hello\nthank you\n")
+    r = _sh(f"runtime translate --model {tiny_onnx} --output {src} < {src}")
+    assert r.returncode == 1 and b"is standard input" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    assert src.read_text() == "hello\nthank you\n"
+
+
 def test_output_file_gets_normal_permissions(tiny_onnx, tmp_path):
     out = tmp_path / "out.txt"
     assert _run("translate", "--model", str(tiny_onnx), "--output", str(out), "hello").exit_code == 0
@@ -114,6 +122,8 @@ def test_piped_stdin_is_read_without_input_dash(tiny_onnx):
     (["--threads", "0"], "--threads"),
     (["--batch-size", "0"], "--batch-size"),
     (["--max-len", "-3"], "--max-len"),
+    (["--beam", "100000000"], "--beam"),  # would ask for terabytes: bounded by what can run
+    (["--n-best", "100000000"], "--n-best"),
 ])
 def test_numeric_options_are_checked_as_numbers(tiny_onnx, args, word):
     r = _run("translate", "--model", str(tiny_onnx), *args, "hello")
@@ -121,7 +131,7 @@ def test_numeric_options_are_checked_as_numbers(tiny_onnx, args, word):
 
 
 def test_far_too_many_threads_are_capped_with_a_notice(tiny_onnx):
-    from runtime.sessions import usable_cores
+    from runtime.cores import usable_cores
 
     r = _run("translate", "--model", str(tiny_onnx), "--threads", "100000", "hello")
     assert r.exit_code == 0 and f"capped at the {usable_cores()} usable cores" in r.stderr
@@ -187,6 +197,19 @@ def test_a_string_gives_a_string_and_a_list_a_list(translator):
     assert translator.translate(tuple(texts)) == many
 
 
+def test_invalid_utf8_in_an_argument_is_one_line(tiny_onnx):
+    """Bytes that are not UTF-8 in argv (Python decodes them with surrogateescape): the same one-line
+    error as invalid UTF-8 in a file."""
+    r = subprocess.run([PY, "-m", "runtime", "translate", "--model", str(tiny_onnx), "hello", b"caf\xe9"],
+                       capture_output=True, env=run_env(), cwd=ROOT)
+    assert r.returncode == 1 and r.stderr.decode().strip() == "Error: argument 2 is not valid UTF-8", r.stderr
+
+
+def test_api_refuses_text_that_is_not_unicode(translator):
+    with pytest.raises(ValueError, match=r"texts\[1\] is not valid Unicode"):
+        translator.translate(["hello", b"caf\xe9".decode("utf-8", "surrogateescape")])
+
+
 def test_non_string_item_names_its_index(translator):
     with pytest.raises(TypeError, match=r"texts\[1\] is int"):
         translator.translate(["hello", 3])
@@ -196,14 +219,15 @@ def test_non_string_item_names_its_index(translator):
 
 @pytest.mark.parametrize("kwargs", [dict(length_penalty=float("nan")), dict(length_penalty=float("inf")),
                                     dict(length_penalty=-1.0), dict(beam_size=0), dict(beam_size=2, n_best=3),
-                                    dict(n_best=0), dict(max_len=0), dict(batch_size=0), dict(beam_size=2.5)])
+                                    dict(n_best=0), dict(max_len=0), dict(batch_size=0), dict(beam_size=2.5),
+                                    dict(beam_size=10 ** 8)])
 def test_api_validates_the_ranges_of_the_cli(translator, kwargs):
     with pytest.raises(ValueError):
         translator.translate(["hello"], **kwargs)
 
 
 def test_api_threads(tiny_onnx):
-    from runtime.sessions import usable_cores
+    from runtime.cores import usable_cores
 
     for bad in (0, -1, 1.5, "2"):
         with pytest.raises(ValueError):

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from runtime import Translator
 from runtime.cli import cli
-from runtime.model_format import ModelFolderError
+from runtime.model_format import ModelFolderError, load_config
 
 
 def _copy(src, tmp_path):
@@ -212,3 +212,34 @@ def test_missing_listed_file(tiny_onnx, tmp_path):
     folder = _copy(tiny_onnx, tmp_path)
     (folder / "target_vocabulary.json").unlink()
     _refused(folder, "target_vocabulary.json", "missing")
+
+
+@pytest.mark.parametrize("remove_old", [True, False])
+def test_a_load_reads_one_version_of_a_folder_being_exchanged(tiny_onnx, tiny_spm_onnx, tmp_path, monkeypatch, remove_old):
+    """`export --force` exchanges the folder in one step while a load reads it: the load reads the
+    folder it opened, whole (the old one, if still there), or else the new one, whole; never a mix
+    (before, reading by path half the loads failed on a sha256 mismatch)."""
+    import runtime.atomic as atomic
+    import runtime.folder_io as io
+
+    target, new = tmp_path / "model", tmp_path / "new"
+    shutil.copytree(tiny_onnx, target)
+    shutil.copytree(tiny_spm_onnx, new)
+    if not remove_old:
+        monkeypatch.setattr(atomic, "_remove", lambda path: None)  # the old folder lingers at `new`
+    read, swapped = io.Folder.read, []
+
+    def read_then_exchange(self, name, limit):
+        data = read(self, name, limit)
+        if not swapped:  # right after config.json, the folder is exchanged under the load
+            swapped.append(name)
+            atomic.replace_folder(new, target)
+        return data
+
+    monkeypatch.setattr(io.Folder, "read", read_then_exchange)
+    loaded = Translator(target)
+    monkeypatch.undo()
+    assert swapped == ["config.json"]
+    expected = tiny_onnx if not remove_old else tiny_spm_onnx
+    assert loaded.config.files == load_config(expected).files
+    assert loaded.translate("hello") == Translator(expected).translate("hello")

@@ -187,7 +187,7 @@ def _write_format_1(checkpoint, v2_folder, out):
     import torch
 
     from export.graphs import set_metadata
-    from runtime.model_format import DECODER_INPUTS, V1_DECODER_OUTPUTS
+    from runtime.state import DECODER_INPUTS, V1_DECODER_OUTPUTS
     from trainer.checkpoint import load_checkpoint, model_from_checkpoint
 
     class V1DecoderStep(torch.nn.Module):

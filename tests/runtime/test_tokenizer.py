@@ -1,4 +1,5 @@
 from runtime.tokenizer import Tokenizer
+from runtime.model_format import DecodingDefaults
 from runtime.vocab import EOS_ID, SOS_ID, UNK_ID, Vocab, max_target_len, source_ids, target_ids
 
 
@@ -39,8 +40,9 @@ def test_vocab_build_min_freq_max_size_and_unknowns():
 def test_source_reversed_with_specials_and_truncated():
     v = Vocab.build([["a", "b", "c"]])
     a, b, c = v.ids(["a", "b", "c"])
-    assert source_ids(["a", "b", "c"], v, reverse=True, max_len=10) == [SOS_ID, c, b, a, EOS_ID]
-    assert source_ids(["a", "b", "c"], v, reverse=False, max_len=10) == [SOS_ID, a, b, c, EOS_ID]
-    assert source_ids(["a", "b", "c"], v, reverse=False, max_len=4) == [SOS_ID, a, b, EOS_ID]
+    assert source_ids(["a", "b", "c"], v, reverse=True, max_source_len=10) == [SOS_ID, c, b, a, EOS_ID]
+    assert source_ids(["a", "b", "c"], v, reverse=False, max_source_len=10) == [SOS_ID, a, b, c, EOS_ID]
+    assert source_ids(["a", "b", "c"], v, reverse=False, max_source_len=4) == [SOS_ID, a, b, EOS_ID]
     assert target_ids(["a"], v) == [SOS_ID, a, EOS_ID]
-    assert max_target_len(5, 2.0, 10, 256) == 20 and max_target_len(500, 2.0, 10, 256) == 256
+    dec = DecodingDefaults(max_len_a=2.0, max_len_b=10, max_len=256)
+    assert max_target_len(5, dec) == 20 and max_target_len(500, dec) == 256 and max_target_len(500, dec, cap=30) == 30

@@ -97,6 +97,7 @@ def test_process_shares_of_a_batch_read_the_same_draws(pairs_data):
     assert shares == rows
 
 
+@pytest.mark.slow
 def test_training_batches_are_augmented_and_validation_is_not(tmp_path, monkeypatch):
     from trainer.train import fit
 

@@ -31,6 +31,16 @@ def _broken(tiny_ckpt, tmp_path, case) -> str:
         ckpt["src_vocab"] = ckpt["src_vocab"] + ["extra"]
     elif case == "bad-config":
         ckpt["model_config"]["hidden_dim"] = "lots"
+    elif case == "million-layers":
+        ckpt["model_config"]["layers"] = 10 ** 6
+    elif case == "huge-dims":
+        ckpt["model_config"]["hidden_dim"] = 10 ** 7
+    elif case == "unknown-attention":
+        ckpt["model_config"]["attention"] = "bahdanau"
+    elif case == "flag-not-bool":
+        ckpt["model_config"]["reverse_source"] = "yes"
+    elif case == "max-len-too-small":
+        ckpt["model_config"]["max_source_len"] = 2
     elif case == "bad-tokenizer":
         ckpt["tokenizer"] = {"lowercase": "yes"}
     elif case == "spm-corrupt":
@@ -51,6 +61,12 @@ CASES = {
     "duplicate-tokens": "tgt_vocab: a vocabulary has duplicate tokens",
     "vocab-size": "src_vocab has",
     "bad-config": "model_config is invalid",
+    # values the runtime would refuse, and sizes no model has: refused before anything is allocated
+    "million-layers": "model_config says 1000000 layers, model_state holds 2",
+    "huge-dims": "tensor 'encoder.lstm.weight_hh_l0' has shape",
+    "unknown-attention": "attention 'bahdanau' is not one of none, luong",
+    "flag-not-bool": "reverse_source 'yes' is not true or false",
+    "max-len-too-small": "max_source_len 2 is not an integer >= 3",
     "bad-tokenizer": "tokenizer: field 'lowercase'",
     "spm-corrupt": "tokenizer: the src SentencePiece model is corrupt",
     "spm-missing": "tokenizer: the tgt SentencePiece model is missing",
@@ -62,10 +78,16 @@ CASES = {
 @pytest.mark.parametrize("command", ["export", "evaluate"])
 def test_broken_checkpoint_is_one_line(tiny_ckpt, tiny_spm_run, tmp_path, case, command):
     path = _broken(tiny_spm_run / "checkpoint.pth" if case.startswith("spm-") else tiny_ckpt, tmp_path, case)
-    if command == "export":
-        r = _cli("export", "onnx", path, "--out", str(tmp_path / "onnx"))
+    from click.testing import CliRunner
+
+    from export.cli import cli as export_cli
+    from trainer.cli import cli as trainer_cli
+
+    if command == "export":  # in this process (the CLIs' own subprocess behaviour: tests/runtime/test_cli_edges.py)
+        r = CliRunner().invoke(export_cli, ["onnx", path, "--out", str(tmp_path / "onnx")])
     else:
-        r = _cli("trainer", "evaluate", path, "--data", "builtin:test", "--max-pairs", "5")
+        r = CliRunner().invoke(trainer_cli, ["evaluate", path, "--data", "builtin:test", "--max-pairs", "5"])
+    r.returncode = r.exit_code
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stderr.startswith(f"Error: {path}: ") and CASES[case] in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
@@ -77,6 +99,7 @@ def _fit_args(out):
             "--hidden-dim", "16", "--layers", "1"]
 
 
+@pytest.mark.slow
 def test_fit_refuses_an_earlier_run_unless_resume_or_force(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -92,6 +115,7 @@ def test_fit_refuses_an_earlier_run_unless_resume_or_force(tmp_path):
     torch.load(out / "checkpoint.pth", weights_only=True)  # replaced by the new run's
 
 
+@pytest.mark.slow
 def test_fit_into_an_empty_or_new_folder_needs_no_flag(tmp_path):
     from trainer.train import TrainConfig, fit
 
@@ -100,6 +124,43 @@ def test_fit_into_an_empty_or_new_folder_needs_no_flag(tmp_path):
         best = fit(TrainConfig.from_flat(**{**TINY, "epochs": 1, "max_pairs": 100}, out=str(out)))
         assert best["epoch"] == 1  # trained, and wrote its run there
         assert load_checkpoint(out / "checkpoint.pth")["metrics"] == best and load_checkpoint(out / "last.pth")["epoch"] == 1
+
+
+@pytest.mark.slow
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_runs(tmp_path):
+    """One run at a time per --out: the second says who holds it; a lock whose holder was killed
+    never blocks (the kernel drops it with the process)."""
+    import os
+
+    from runtime.lock import exclusive, lock_path
+
+    out = tmp_path / "run"
+    with exclusive(lock_path(out, inside=True), "test"):  # the first run, still training
+        r = _cli(*_fit_args(out))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"--out {out} is in use by process {os.getpid()}" in r.stderr and not (out / "checkpoint.pth").exists()
+    killed = subprocess.run([PY, "-c", "import os; from runtime.lock import exclusive, lock_path\n"
+                             f"with exclusive(lock_path({str(out)!r}, inside=True), 'x'): os.kill(os.getpid(), 9)"],
+                            env=run_env(), cwd=ROOT)
+    assert killed.returncode == -9 and (out / ".lock").exists()  # died holding it
+    r = _cli(*_fit_args(out))
+    assert r.returncode == 0, r.stderr
+    assert load_checkpoint(out / "checkpoint.pth")["metrics"]["epoch"] == 1
+
+
+@pytest.mark.slow
+def test_resume_refuses_options_that_contradict_the_saved_run(tmp_path):
+    out = tmp_path / "run"
+    assert _cli(*_fit_args(out)).returncode == 0
+    for extra, named in ((["--hidden-dim", "32"], "--hidden-dim 32 (the run has 16)"),
+                         (["--no-augment"], "--augment lowercase=0,"),
+                         (["--data", "builtin:test"], "--data builtin:test (the run has builtin)")):
+        r = _cli(*_fit_args(out), "--resume", "--epochs", "2", *extra)
+        assert r.returncode == 1 and named in r.stderr and "train anew with --force" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    r = _cli(*_fit_args(out), "--resume", "--epochs", "2", "--hidden-dim", "16")  # the same value, and a longer run
+    assert r.returncode == 0, r.stderr
+    assert load_checkpoint(out / "last.pth")["epoch"] == 2
 
 
 @pytest.mark.parametrize("program,extra", [

@@ -1,5 +1,7 @@
 import subprocess
 
+import re
+
 import pytest
 
 from trainer.augment import epoch_masks
@@ -19,6 +21,10 @@ def _invoke(*args):
     (b"", ["--data", "{d}/empty.tsv"], "empty"),
     (b"\xff\xfe\x00bad\tx\n", ["--data", "{d}/latin.tsv"], "not valid UTF-8"),
     (None, ["--data", "ftp:corpus"], "unknown --data scheme"),
+    (b"hello\nworld\n", ["--data", "{d}/one.tsv"], "none of its 2 rows is a usable pair: 2 with the wrong number of columns"),
+    (b"English,French\n", ["--data", "{d}/head.csv"], "head.csv: no rows after its header"),
+    (b"a\t \n\tb\n", ["--data", "{d}/blank.tsv"], "none of its 2 rows is a usable pair: 2 with an empty side"),
+    (b"a\t \n\tb\n", ["--data", "{d}/blank.tsv", "--vocab", "word"], "2 with an empty side"),
 ])
 def test_bad_data_is_one_line_error_and_keeps_existing_output(tmp_path, content, args, message):
     name = args[1].split("/")[-1]
@@ -37,8 +43,8 @@ def test_bad_data_is_one_line_error_and_keeps_existing_output(tmp_path, content,
 @pytest.mark.parametrize("args,batch_tokens,batch_size", [
     ([], 544, 64),                                         # the default: batches by size
     (["--batch-tokens", "1000"], 1000, 64),
-    (["--batch-tokens", "0"], None, 64),                   # sentence batches of --batch-size
-    (["--batch-size", "32"], None, 32),                    # --batch-size alone: sentence batches, as before
+    (["--batch-tokens", "0"], 0, 64),                      # sentence batches of --batch-size
+    (["--batch-size", "32"], 0, 32),                       # --batch-size alone: sentence batches, as before
     (["--batch-size", "32", "--batch-tokens", "800"], 800, 32),
 ])
 def test_fit_batching_options(monkeypatch, tmp_path, args, batch_tokens, batch_size):
@@ -89,17 +95,34 @@ def test_config_saved_before_token_batches_keeps_sentence_batches():
 
     from trainer.config import TrainConfig
 
-    assert TrainConfig.from_dict({"batch_size": 32, "epochs": 1}).batch_tokens is None  # saved before the field
+    assert TrainConfig.from_dict({"batch_size": 32, "epochs": 1}).batch_tokens == 0  # saved before the field
     assert TrainConfig.from_dict(asdict(TrainConfig(batch_tokens=700))).batch_tokens == 700
-    assert TrainConfig.from_dict(asdict(TrainConfig(batch_tokens=None))).batch_tokens is None
+    assert TrainConfig.from_dict({**asdict(TrainConfig()), "batch_tokens": None}).batch_tokens == 0  # as saved before
 
 
+@pytest.mark.slow
+def test_a_pair_longer_than_the_model_takes_is_skipped_not_trained_on(tmp_path):
+    """One line of 300,000 characters a side in a small corpus: left out and counted in the one
+    warning (before, its target went whole into a batch: minutes per step and gigabytes)."""
+    f = tmp_path / "p.tsv"
+    f.write_text("hello\tbonjour\n" * 30 + " ".join(["word"] * 60_000) + "\t" + " ".join(["mot"] * 60_000) + "\n"
+                 + "thank you\tmerci\n" * 30, encoding="utf-8")
+    r = _invoke("fit", "--data", str(f), "--out", str(tmp_path / "o"), "--epochs", "1", "--hidden-dim", "8", "--emb-dim",
+                "4", "--vocab", "word")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("warning: skipped 1 rows: 1 longer than --max-source-len 100 source ids or --max-target-len "
+                          "256 target tokens") == 1
+    train, valid = map(int, re.search(r"(\d+) train / (\d+) valid pairs", r.output).groups())
+    assert train + valid == 60  # of 61
+
+
+@pytest.mark.slow
 def test_skipped_rows_counted_in_one_warning(tmp_path):
     f = tmp_path / "p.tsv"
     f.write_text("hello\tbonjour\n\tnothing\nonly one column\n" + "thank you\tmerci\n" * 5, encoding="utf-8")
     r = _invoke("fit", "--data", str(f), "--out", str(tmp_path / "o"), "--epochs", "1", "--hidden-dim", "8", "--emb-dim", "4")
     assert r.exit_code == 0, r.output
-    assert r.output.count("warning: skipped 2 rows") == 1
+    assert r.output.count("warning: skipped 2 rows: 2 with an empty side or the wrong number of columns") == 1
 
 
 def test_evaluate_rejects_foreign_and_malicious_files(tmp_path):

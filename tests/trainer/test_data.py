@@ -1,6 +1,7 @@
+import numpy as np
 import pytest
 
-from trainer.data import DataError, DataOptions, load_corpus, split_valid
+from trainer.data import DataError, DataOptions, load_corpus, split_rows
 from tests.conftest import MULTI30K, TATOEBA, needs_shared
 
 
@@ -54,11 +55,10 @@ def test_builtin_and_max_pairs():
 
 
 def test_valid_split_deterministic_and_disjoint():
-    pairs = [(str(i), str(i)) for i in range(100)]
-    tr, va = split_valid(pairs, 0.1, seed=3)
-    assert len(va) == 10 and len(tr) == 90 and not set(tr) & set(va)
-    assert split_valid(pairs, 0.1, seed=3) == (tr, va)
-    assert split_valid(pairs, 0.1, seed=4)[1] != va
+    tr, va = split_rows(100, 0.1, seed=3)
+    assert len(va) == 10 and len(tr) == 90 and not set(tr) & set(va) and set(tr) | set(va) == set(range(100))
+    assert all(np.array_equal(a, b) for a, b in zip(split_rows(100, 0.1, seed=3), (tr, va)))
+    assert not np.array_equal(split_rows(100, 0.1, seed=4)[1], va)
 
 
 def _kaggle_cache(root, owner, slug, version, filename, text):

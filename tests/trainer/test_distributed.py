@@ -19,6 +19,7 @@ OPTIONS = dict(max_pairs=600, emb_dim=16, hidden_dim=32, layers=2, dropout=0.0, 
                batch_tokens=256, seed=3, patience=100,  # batches by size, as by default
                augment="lowercase=0.4,strip_punct=0.5,title=0.2")
 HERE = Path(__file__).parent
+pytestmark = pytest.mark.slow  # every test starts torchrun or a training process
 
 
 def _env(**extra):
@@ -152,3 +153,40 @@ def test_single_process_without_torchrun_is_unchanged(tiny_run):
     import torch.distributed as dist
 
     assert not dist.is_initialized() and (tiny_run / "steps.csv").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("env, words", [
+    (dict(WORLD_SIZE="abc"), "WORLD_SIZE='abc' is not an integer >= 1"),
+    (dict(WORLD_SIZE="2", RANK="5", LOCAL_RANK="0"), "RANK='5' is not 0..1"),
+    (dict(WORLD_SIZE="2", RANK="0"), "LOCAL_RANK is not"),
+    (dict(WORLD_SIZE="2", RANK="0", LOCAL_RANK="0"), "MASTER_ADDR (the first process's host) is not"),
+    (dict(WORLD_SIZE="2", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="70000"),
+     "MASTER_PORT='70000' is not 1..65535"),
+    (dict(RANK="1"), "RANK is set without WORLD_SIZE"),
+    # all well-formed, but the other process never comes: the rendezvous times out with a message
+    (dict(WORLD_SIZE="2", RANK="1", LOCAL_RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="{port}"),
+     "the 2 processes did not all meet at MASTER_ADDR:MASTER_PORT 127.0.0.1:{port} within 3 s"),
+    (dict(WORLD_SIZE="2", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="{port}"),
+     "the 2 processes did not all meet"),
+])
+def test_distributed_variables_set_by_hand_are_checked(tmp_path, env, words):
+    """Without torchrun, its variables set by hand, missing or malformed: one line naming the variable
+    (and what torchrun would have set), before anything waits on them; a rendezvous that cannot
+    complete ends in a message (here after 3 s), never hangs."""
+    port = str(_free_port())
+    env = {k: v.format(port=port) for k, v in env.items()}
+    full = {k: v for k, v in run_env().items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    r = subprocess.run([PY, "-m", "trainer", "fit", *_flags({**OPTIONS, "epochs": 1}), "--out", str(tmp_path)],
+                       capture_output=True, text=True, env={**full, **env, "SEQ2SEQ_RENDEZVOUS_TIMEOUT": "3"}, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert words.format(port=port) in r.stderr, r.stderr

@@ -89,8 +89,56 @@ def test_an_incomplete_cache_is_rebuilt(corpus, tmp_path):
     cache_dir = tmp_path / "cache"
     first = cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), cache_dir)
     (first.folder / "tgt_ids.npy").unlink()
-    again = cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), cache_dir)
+    with pytest.warns(UserWarning, match="a file is missing or unreadable"):
+        again = cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), cache_dir)
     assert not again.reused and np.array_equal(again.tgt_ids, first.tgt_ids)
+
+
+def _damage(folder, kind):
+    """One kind of damage to a saved cache, as a disk error, a killed copy or an edit leaves it."""
+    import json
+
+    ids, offsets = np.load(folder / "src_ids.npy"), np.load(folder / "src_offsets.npy")
+    if kind == "id past the tokens":
+        ids[5] = len(json.loads((folder / "src_tokens.json").read_text())) + 3
+    elif kind == "negative id":
+        ids[0] = -1
+    elif kind == "float ids":
+        ids = ids.astype(np.float32)
+    elif kind == "offsets decrease":
+        offsets[10], offsets[11] = offsets[11], offsets[10]
+    elif kind == "end short of the ids":
+        offsets[-1] -= 1
+    elif kind == "end past the ids":
+        offsets[-1] += 5
+    elif kind == "token list too short":
+        tokens = json.loads((folder / "src_tokens.json").read_text())
+        (folder / "src_tokens.json").write_text(json.dumps(tokens[:3]))
+    elif kind == "a pickle":
+        np.save(folder / "src_ids.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+        return
+    elif kind == "sides of different lengths":
+        offsets = offsets[:-1]
+        offsets[-1] = len(ids)
+    np.save(folder / "src_ids.npy", ids)
+    np.save(folder / "src_offsets.npy", offsets)
+
+
+@pytest.mark.parametrize("kind", ["id past the tokens", "negative id", "float ids", "offsets decrease",
+                                  "end short of the ids", "end past the ids", "token list too short", "a pickle",
+                                  "sides of different lengths"])
+def test_a_damaged_cache_is_rebuilt_with_one_notice(corpus, tmp_path, kind):
+    from trainer.data import CacheWarning
+
+    cache_dir = tmp_path / "cache"
+    first = cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), cache_dir)
+    _damage(first.folder, kind)
+    with pytest.warns(CacheWarning, match="is damaged .*: rebuilding it") as caught:
+        again = cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), cache_dir)
+    assert len(caught) == 1 and not again.reused
+    for name in token_cache.ARRAYS:
+        assert np.array_equal(getattr(again, name), getattr(first, name)), name
+    assert cached_tokens(str(corpus), DataOptions(), Tokenizer(), TextConfig(), cache_dir).reused  # sound again
 
 
 def test_worker_processes_give_the_same_cache(corpus, monkeypatch):
@@ -114,6 +162,7 @@ def test_csv_and_prefix_sources_go_through_the_cache(tmp_path):
     assert m.src_tokens == ["ein", "hund", "zwei", "katzen"] and len(m) == 2
 
 
+@pytest.mark.slow
 def test_fit_reuses_the_cache_on_its_second_run(corpus, tmp_path):
     from click.testing import CliRunner
 

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 import torch
 
 from tests.conftest import PY, TINY, needs_shared, run_env, TATOEBA
@@ -39,6 +40,7 @@ def _fit_cmd(out, epochs, *extra):
     return args + list(extra)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_identical_losses(tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     subprocess.run(_fit_cmd(full, 4), check=True, env=run_env(), capture_output=True)
@@ -62,6 +64,7 @@ def test_killed_run_resumes_with_identical_losses(tmp_path):
                        load_checkpoint(cut / "last.pth")["model_state"]["decoder.out.weight"])
 
 
+@pytest.mark.slow
 def test_teacher_forcing_ratio_runs_per_step_loop(tmp_path, monkeypatch):
     """Below 1.0 training steps the decoder token by token (feeding its own guesses); at 1.0 it takes the
     whole-sequence path, which never calls the one-step decoder."""
@@ -78,6 +81,7 @@ def test_teacher_forcing_ratio_runs_per_step_loop(tmp_path, monkeypatch):
 
 
 @needs_shared
+@pytest.mark.slow
 def test_trains_on_tatoeba(tmp_path):
     from trainer.train import TrainConfig, fit
 
@@ -88,6 +92,7 @@ def test_trains_on_tatoeba(tmp_path):
     assert best["valid_loss"] < math.log(len(ckpt["tgt_vocab"])) - 1 and ckpt["data"]["source"].endswith("train.tsv")
 
 
+@pytest.mark.slow
 def test_lr_decay_halves_the_rate_after_each_epoch_without_a_new_best_across_resume(tmp_path, monkeypatch):
     """--lr-decay 0.5: the learning rate in last.pth is lr x 0.5 per epoch whose validation loss was not a
     new best, counted over a run stopped after 4 epochs and resumed for 3 more. The validation losses are

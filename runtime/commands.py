@@ -1,0 +1,35 @@
+"""What the three command-line programs (runtime, trainer, export) share: --version, one-line
+warnings, and the one-line message of an edge install that lacks the trainer's packages."""
+from __future__ import annotations
+
+import importlib.util
+import warnings
+
+import click
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("seq2seq-edge")
+    except PackageNotFoundError:  # running from a source tree that isn't installed
+        return "unknown"
+
+
+def version_option():
+    return click.version_option(package_version(), "--version", prog_name="seq2seq-edge", message="%(prog)s %(version)s")
+
+
+def require(*modules: str, extra: str = "train") -> None:
+    """For the trainer and exporter: on an edge install (no torch) say which extra to install, in one
+    line, instead of a traceback. Only looks the modules up; imports nothing."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(f"this command needs {', '.join(missing)}, which this install lacks (an edge install "
+                                   f"translates only): pip install 'seq2seq-edge[{extra}]'")
+
+
+def one_line_warnings() -> None:
+    """Library warnings (truncated input, a rebuilt cache) as one line on stderr, not Python's two."""
+    warnings.showwarning = lambda msg, *a, **k: click.echo(f"warning: {msg}", err=True)
