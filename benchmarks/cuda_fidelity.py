@@ -16,7 +16,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("model", help="a model folder")
     ap.add_argument("--n", type=int, default=1590, help="tatoeba-fra test sentences (greedy); beam uses 300")
+    ap.add_argument("--quick", action="store_true", help="100 sentences")
     args = ap.parse_args()
+    if args.quick:
+        args.n = 100
     require_shared()
     from runtime import Translator, sessions
 

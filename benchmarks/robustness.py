@@ -161,7 +161,11 @@ def main() -> None:
                  "--src-lang", task["src"], "--tgt-lang", task["tgt"], "--epochs", "1000", "--patience", "1000",
                  "--time-budget", str(args.budget), "--out", str(out), "--force", *CONFIGS[config], *extra])
             run([sys.executable, "-m", "export", "onnx", str(out / "checkpoint.pth"), "--out", str(out / "onnx"), "--force"])
+            run([sys.executable, "-m", "export", "onnx", str(out / "checkpoint.pth"), "--out", str(out / "onnx-int8"),
+                 "--force", "--quantize", "int8"])
             results[key] = rows = measure(out / "onnx", pairs)
+            int8 = measure(out / "onnx-int8", pairs)  # 7-bit weights: int8 against fp32, and on text as typed
+            rows["int8"] = {name: int8[name]["bleu"] for name in int8}
             rows["train_args"] = CONFIGS[config] + extra
             print(f"{key}: {json.dumps(rows)}", file=sys.stderr)
             if not args.quick:

@@ -1,0 +1,53 @@
+"""Every benchmark script still runs: each one's --quick, to its closing JSON line. They measure;
+these tests only keep them from breaking silently (the numbers are for docs/benchmarks.md)."""
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import PY, ROOT, needs_shared, run_env
+
+# script -> the keys its closing JSON object must have (charts.py draws charts from stored results:
+# nothing to measure; cuda_fidelity.py needs a GPU)
+QUICK = {
+    "segmenters.py": ["segmenters"],
+    "robustness.py": ["results"],
+    "quality.py": ["results", "curves"],
+    "vocabulary.py": ["results"],
+    "decode.py": ["speedup_int8_b1", "fidelity"],
+    "train.py": ["speedup_train"],
+    "teacher_forcing.py": ["results"],
+    "distributed.py": ["tgt_tokens_per_s", "relative"],
+    "big_corpus.py": ["cache_build"],
+    "train_step.py": ["ms_per_step", "ratio"],
+}
+
+
+def _quick(*args) -> dict:
+    r = subprocess.run([PY, *args, "--quick"], capture_output=True, text=True, env=run_env(), cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@needs_shared
+@pytest.mark.slow
+@pytest.mark.parametrize("script", list(QUICK))
+def test_benchmark_quick_runs(script):
+    result = _quick(f"benchmarks/{script}")
+    assert all(key in result for key in QUICK[script]) and "machine" in result, list(result)
+
+
+@pytest.mark.slow
+def test_cold_start_quick_runs(tiny_onnx):
+    result = _quick("benchmarks/cold_start.py", "--model", str(tiny_onnx))
+    assert result["cold_start_s"] and result["repeat"] == 3
+
+
+@needs_shared
+@pytest.mark.gpu
+def test_cuda_fidelity_quick_runs(tiny_att_onnx):
+    from runtime.sessions import CUDA, available_providers
+
+    if CUDA not in available_providers():
+        pytest.skip("no CUDAExecutionProvider (needs a GPU and onnxruntime-gpu)")
+    assert _quick("benchmarks/cuda_fidelity.py", str(tiny_att_onnx))
