@@ -11,8 +11,11 @@ from pathlib import Path
 
 import click
 
-from runtime.commands import one_line_warnings, version_option
+from runtime.commands import one_line_warnings, require, version_option
 from runtime.model_format import MAX_BEAM
+from runtime.serve_config import ServeConfig
+
+S = ServeConfig()  # serve's defaults, from their one place
 
 MODEL_ENV = "SEQ2SEQ_MODEL"
 
@@ -229,6 +232,48 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
                 progress.render_finish()
             if stream is not None and name != "stdin":
                 stream.close()
+
+
+@cli.command()
+@click.option("--model", default="artifacts/onnx", show_default=True, envvar=MODEL_ENV, show_envvar=True,
+              help="Model folder written by `python -m export onnx`.")
+@click.option("--host", default=S.host, show_default=True, help="Address to listen on (this machine only by default).")
+@click.option("--port", default=S.port, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--max-batch", default=S.max_batch, show_default=True, type=click.IntRange(1),
+              help="Sentences (from all requests) in one onnxruntime run.")
+@click.option("--max-wait-ms", default=S.max_wait_ms, show_default=True, type=click.FloatRange(0, 1000),
+              help="How long the first sentence of a batch waits for others.")
+@click.option("--char-limit", default=S.char_limit, show_default=True, type=click.IntRange(1),
+              help="Characters per text.")
+@click.option("--queue-limit", default=S.queue_limit, show_default=True, type=click.IntRange(1),
+              help="Sentences waiting; beyond, requests get 503 with Retry-After.")
+@click.option("--api-keys", "api_keys_path", metavar="FILE", help="Accept only requests with one of these keys (one a line).")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--threads", type=click.IntRange(1), help="onnxruntime intra-op threads (default: all cores; capped at them).")
+@click.option("--source", help="Source language code, for a model folder that has none.")
+@click.option("--target", help="Target language code, likewise.")
+@version_option()
+def serve(model, api_keys_path, device, threads, **options):
+    """Serve the model over HTTP with LibreTranslate's API (POST /translate, GET /languages,
+    POST /detect, GET /health) and a page at /. Needs pip install 'seq2seq-edge[serve]'.
+
+    \b
+    runtime serve --model artifacts/onnx
+    curl -s localhost:5000/translate -H 'Content-Type: application/json' \\
+         -d '{"q": "Where is the station?", "source": "en", "target": "fr"}'
+    """
+    require("starlette", "uvicorn", "multipart", extra="serve")
+    from runtime.serve import read_api_keys, serve as run_server
+
+    try:
+        api_keys = read_api_keys(api_keys_path) if api_keys_path else None
+    except OSError as e:
+        raise click.ClickException(f"--api-keys {api_keys_path}: {e.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise click.ClickException(str(e) if isinstance(e, ValueError) and "--api-keys" in str(e)
+                                   else f"--api-keys {api_keys_path}: not a UTF-8 text file") from None
+    translator = _load(model, device, threads)
+    run_server(translator, ServeConfig(api_keys=api_keys, **options), log=lambda line: click.echo(line, err=True))
 
 
 @cli.command()

@@ -26,8 +26,9 @@ def require(*modules: str, extra: str = "train") -> None:
     line, instead of a traceback. Only looks the modules up; imports nothing."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise click.ClickException(f"this command needs {', '.join(missing)}, which this install lacks (an edge install "
-                                   f"translates only): pip install 'seq2seq-edge[{extra}]'")
+        note = " (an edge install translates only)" if extra == "train" else ""
+        raise click.ClickException(f"this command needs {', '.join(missing)}, which this install lacks{note}: "
+                                   f"pip install 'seq2seq-edge[{extra}]'")
 
 
 def one_line_warnings() -> None:

@@ -83,6 +83,40 @@ def assemble(text: str, units: list[Unit], translations: list[str]) -> str:
     return "".join(out) + text[pos:]
 
 
+@dataclass
+class Prepared:
+    """Texts cut into units and encoded: what a decoder must run, and how to put the texts back."""
+
+    texts: list[str]
+    units: list[list[Unit]]  # per text
+    rows: list[list[int] | None]  # per unit, all texts one after the other: source ids, None if no token
+    truncated: int  # units cut at the model's maximum length
+
+
+def prepare_texts(codec: TextCodec, texts: list[str], split: bool = True) -> Prepared:
+    units = [codec.units(i, text, split) for i, text in enumerate(texts)]
+    rows, truncated = [], 0
+    for unit in (u for us in units for u in us):
+        ids, cut = codec.source_ids(unit.prepared)
+        rows.append(ids)
+        truncated += cut
+    return Prepared(list(texts), units, rows, truncated)
+
+
+def finish_texts(codec: TextCodec, prepared: Prepared, decoded: list) -> list[list[tuple[str, float]]]:
+    """decoded: per unit, its hypotheses [(target ids, score), ...] (None for a unit without a token)
+    -> for each text its hypotheses (text, score): the k-th joins its units' k-th, scores summed."""
+    flat = [u for us in prepared.units for u in us]
+    hyps = [[(codec.output(ids, unit), score) for ids, score in d] if d is not None else [("", 0.0)]
+            for unit, d in zip(flat, decoded)]
+    results, k = [], 0
+    for text, us in zip(prepared.texts, prepared.units):
+        mine, k = hyps[k: k + len(us)], k + len(us)
+        n = min((len(h) for h in mine), default=1)
+        results.append([(assemble(text, us, [h[j][0] for h in mine]), sum(h[j][1] for h in mine)) for j in range(n)])
+    return results
+
+
 def translate_texts(codec: TextCodec, encoder, decoder, texts: list[str], decoding, *, split: bool = True,
                     max_len: int | None = None, batch_size: int = 32, beam_size: int = 1, n_best: int = 1,
                     length_penalty: float = 0.0, with_scores: bool = False) -> tuple[list[list[tuple[str, float]]], int]:
@@ -91,22 +125,8 @@ def translate_texts(codec: TextCodec, encoder, decoder, texts: list[str], decodi
     A text's k-th hypothesis joins the k-th hypothesis of each of its sentences; its score is the
     sum of theirs. A blank text comes back as it is (score 0).
     """
-    units = [codec.units(i, text, split) for i, text in enumerate(texts)]
-    flat = [u for us in units for u in us]
-    rows, truncated = {}, 0
-    for k, unit in enumerate(flat):
-        ids, cut = codec.source_ids(unit.prepared)
-        if ids is not None:
-            rows[k] = ids
-        truncated += cut
+    prepared = prepare_texts(codec, texts, split)
+    rows = {k: ids for k, ids in enumerate(prepared.rows) if ids is not None}
     decoded = decode_rows(encoder, decoder, rows, decoding, max_len=max_len, batch_size=batch_size,
-                          beam_size=beam_size, n_best=n_best, length_penalty=length_penalty,
-                          with_scores=with_scores)
-    hyps = [[(codec.output(ids, u), score) for ids, score in decoded[k]] if k in decoded else [("", 0.0)]
-            for k, u in enumerate(flat)]
-    results, k = [], 0
-    for text, us in zip(texts, units):
-        mine, k = hyps[k: k + len(us)], k + len(us)
-        n = min((len(h) for h in mine), default=1)
-        results.append([(assemble(text, us, [h[j][0] for h in mine]), sum(h[j][1] for h in mine)) for j in range(n)])
-    return results, truncated
+                          beam_size=beam_size, n_best=n_best, length_penalty=length_penalty, with_scores=with_scores)
+    return finish_texts(codec, prepared, [decoded.get(k) for k in range(len(prepared.rows))]), prepared.truncated

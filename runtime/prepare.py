@@ -46,13 +46,17 @@ def casing(text: str, language: str | None = None) -> str:
     return TITLE if all(c.isupper() for c in initials) else AS_WRITTEN
 
 
+def with_first_letter(text: str, change) -> str:
+    """text with change (str.upper, str.lower) applied to its first letter."""
+    for i, c in enumerate(text):
+        if c.isalpha():
+            return text[:i] + change(c) + text[i + 1:]
+    return text
+
+
 def sentence_case(text: str) -> str:
     """Lower case but for the first letter."""
-    lower = text.lower()
-    for i, c in enumerate(lower):
-        if c.isalpha():
-            return lower[:i] + c.upper() + lower[i + 1:]
-    return lower
+    return with_first_letter(text.lower(), str.upper)
 
 
 def normalize(text: str) -> str:

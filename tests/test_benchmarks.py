@@ -20,6 +20,7 @@ QUICK = {
     "distributed.py": ["tgt_tokens_per_s", "relative"],
     "big_corpus.py": ["cache_build"],
     "train_step.py": ["ms_per_step", "ratio"],
+    "serve.py": ["results"],
 }
 
 

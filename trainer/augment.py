@@ -14,6 +14,7 @@ from dataclasses import fields
 
 import numpy as np
 
+from runtime.prepare import with_first_letter
 from trainer.config import AugmentConfig
 
 MODIFIERS = tuple(f.name for f in fields(AugmentConfig))  # bit k of a row's mask = MODIFIERS[k]
@@ -40,13 +41,6 @@ def title_case(text: str) -> str:
     return _WORD.sub(lambda m: m.group()[:1].upper() + m.group()[1:].lower(), text)
 
 
-def lower_first(text: str) -> str:
-    for i, c in enumerate(text):
-        if c.isalpha():
-            return text[:i] + c.lower() + text[i + 1:]
-    return text
-
-
 def apply(src: str, tgt: str, mask: int) -> tuple[str, str]:
     """One pair with the modifiers of mask. Casing modifiers exclude each other, strongest first:
     upper (both sides), title (both sides), lowercase, lower_first (the source only)."""
@@ -57,7 +51,7 @@ def apply(src: str, tgt: str, mask: int) -> tuple[str, str]:
     elif mask & BIT["lowercase"]:
         src = src.lower()
     elif mask & BIT["lower_first"]:
-        src = lower_first(src)
+        src = with_first_letter(src, str.lower)
     if mask & BIT["strip_punct"]:
         src = strip_final_punctuation(src)
     return src, tgt
