@@ -20,13 +20,13 @@ S = ServeConfig()  # serve's defaults, from their one place
 MODEL_ENV = "SEQ2SEQ_MODEL"
 
 
-def _load(model: str, device: str, threads: int | None):
+def _load(model: str, device: str, threads: int | None, spinning: bool = True):
     from runtime.model_format import ModelFolderError
     from runtime.sessions import DeviceError
     from runtime.translator import Translator
 
     try:
-        translator = Translator(model, device=device, threads=threads)
+        translator = Translator(model, device=device, threads=threads, spinning=spinning)
     except (ModelFolderError, DeviceError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     if translator.notice:
@@ -242,7 +242,7 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
 @click.option("--max-batch", default=S.max_batch, show_default=True, type=click.IntRange(1),
               help="Sentences (from all requests) in one onnxruntime run.")
 @click.option("--max-wait-ms", default=S.max_wait_ms, show_default=True, type=click.FloatRange(0, 1000),
-              help="How long the first sentence of a batch waits for others.")
+              help="Under load, how long the first sentence of a batch waits for others.")
 @click.option("--char-limit", default=S.char_limit, show_default=True, type=click.IntRange(1),
               help="Characters per text.")
 @click.option("--queue-limit", default=S.queue_limit, show_default=True, type=click.IntRange(1),
@@ -272,7 +272,8 @@ def serve(model, api_keys_path, device, threads, **options):
     except (ValueError, UnicodeDecodeError) as e:
         raise click.ClickException(str(e) if isinstance(e, ValueError) and "--api-keys" in str(e)
                                    else f"--api-keys {api_keys_path}: not a UTF-8 text file") from None
-    translator = _load(model, device, threads)
+    # the event loop reads requests on the cores decoding uses: workers must not spin on them
+    translator = _load(model, device, threads, spinning=False)
     run_server(translator, ServeConfig(api_keys=api_keys, **options), log=lambda line: click.echo(line, err=True))
 
 

@@ -49,8 +49,8 @@ class _Sentence:
 
 class Batcher:
     """The sentences of all requests, decoded together: up to max_batch in one onnxruntime run, the
-    first waiting at most max_wait_ms for others. Decoding runs in one worker thread, so the event
-    loop goes on reading requests meanwhile. fp32 results do not depend on the batch (padding is
+    first waiting at most max_wait_ms for others when the server is under load. Decoding runs in one
+    worker thread, so the event loop goes on reading requests meanwhile. fp32 results do not depend on the batch (padding is
     masked), so each reply is what its text translated alone gives; int8's dynamic quantization
     scales by the batch's range, so its results can move with the company a sentence keeps."""
 
@@ -58,6 +58,7 @@ class Batcher:
         self.translator, self.cfg = translator, cfg
         self.queue: asyncio.Queue[_Sentence] = asyncio.Queue()
         self.pending = 0  # sentences accepted, not yet decoded
+        self.requests = 0  # translate calls accepted, not yet answered
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self.task: asyncio.Task | None = None
 
@@ -85,19 +86,26 @@ class Batcher:
         self.pending += len(sentences)
         for sentence in sentences.values():
             self.queue.put_nowait(sentence)
-        results = dict(zip(sentences, await asyncio.gather(*(s.done for s in sentences.values()))))
+        self.requests += 1
+        try:
+            results = dict(zip(sentences, await asyncio.gather(*(s.done for s in sentences.values()))))
+        finally:
+            self.requests -= 1
         texts_out = finish_texts(t.codec, prepared, [results.get(k) for k in range(len(prepared.rows))])
         return [_distinct([text for text, _ in hyps])[: 1 + alternatives] for hyps in texts_out]
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        last = 1  # the last batch's size: how many sentences are likely to come together
         while True:
             batch = [await self.queue.get()]
+            while len(batch) < self.cfg.max_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            # Under load (the last batch held several sentences) wait up to max_wait_ms for as many
+            # again: closed-loop clients answered together come back a few ms apart. One client
+            # alone never waits; between batches, whatever arrived during the last one is taken.
             deadline = loop.time() + self.cfg.max_wait_ms / 1000
-            while len(batch) < self.cfg.max_batch:
-                if not self.queue.empty():
-                    batch.append(self.queue.get_nowait())
-                    continue
+            while len(batch) < min(last, self.cfg.max_batch):
                 wait = deadline - loop.time()
                 if wait <= 0:
                     break
@@ -105,6 +113,9 @@ class Batcher:
                     batch.append(await asyncio.wait_for(self.queue.get(), wait))
                 except asyncio.TimeoutError:
                     break
+                while len(batch) < self.cfg.max_batch and not self.queue.empty():
+                    batch.append(self.queue.get_nowait())
+            last = len(batch)
             groups = defaultdict(list)
             for sentence in batch:
                 groups[sentence.options].append(sentence)
@@ -313,7 +324,8 @@ def create_app(translator: Translator, cfg: ServeConfig):
         return endpoint
 
     async def health(request):
-        return JSONResponse({"status": "ok", "model": str(translator.model_dir)})
+        return JSONResponse({"status": "ok", "model": str(translator.model_dir),
+                             "requests": api.batcher.requests, "waiting": api.batcher.pending})
 
     async def http_error(request, exc: HTTPException):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))

@@ -11,7 +11,7 @@ class ServeConfig:
     host: str = "127.0.0.1"  # only this machine: put a reverse proxy in front to serve others
     port: int = 5000  # LibreTranslate's
     max_batch: int = 64  # sentences in one onnxruntime run
-    max_wait_ms: float = 5.0  # how long the first sentence of a batch waits for others
+    max_wait_ms: float = 5.0  # under load, how long the first sentence of a batch waits for others
     char_limit: int = 5000  # characters per text
     body_limit: int = 1 << 20  # bytes per request
     queue_limit: int = 2048  # sentences accepted and not yet translated; more: 503 with Retry-After

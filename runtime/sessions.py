@@ -78,7 +78,8 @@ def load_cuda_libraries() -> str:
     return next((line.strip() for line in printed.getvalue().splitlines() if line.startswith("Failed to load")), "")
 
 
-def make_session(model: bytes | os.PathLike | str, device: str, threads: int | None) -> ort.InferenceSession:
+def make_session(model: bytes | os.PathLike | str, device: str, threads: int | None,
+                 spinning: bool = True) -> ort.InferenceSession:
     """A session over the graph's bytes (as hashed by the folder check) or a path.
 
     External data is not allowed: it would be read from outside the sha256 list. onnxruntime
@@ -86,6 +87,8 @@ def make_session(model: bytes | os.PathLike | str, device: str, threads: int | N
     """
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spinning:  # workers sleep between operators (see Translator)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 4  # failures reach the user as our one-line errors, not as onnxruntime's log
     if threads:
         opts.intra_op_num_threads = threads

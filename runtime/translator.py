@@ -73,7 +73,12 @@ class Translator:
     'Bonjour'
     """
 
-    def __init__(self, model_dir: str | os.PathLike = "artifacts/onnx", device: str = "auto", threads: int | None = None):
+    def __init__(self, model_dir: str | os.PathLike = "artifacts/onnx", device: str = "auto", threads: int | None = None,
+                 *, spinning: bool = True):
+        """spinning=False: onnxruntime's worker threads sleep between operators instead of spin-waiting
+        (its `session.intra_op.allow_spinning`). Spinning is faster one sentence at a time; without
+        it batches decode faster and other work on the same cores (a server's requests) gets them
+        (docs/benchmarks.md, "Serving")."""
         from runtime.sessions import DecoderSession, EncoderSession, resolve_device
 
         threads, self.notice = check_threads(threads)
@@ -86,7 +91,8 @@ class Translator:
         self.tgt_vocab = self._vocab(data, TARGET_VOCAB_FILE, self.config.tgt_vocab_size, "tgt")
         self.device, device_notice = resolve_device(device)
         self.notice = self.notice or device_notice
-        sessions = {name: self._session(data[name], name, device, threads) for name in (ENCODER_FILE, DECODER_FILE)}
+        sessions = {name: self._session(data[name], name, device, threads, spinning)
+                    for name in (ENCODER_FILE, DECODER_FILE)}
         del data
         self._check_graphs(sessions)
         self.encoder = EncoderSession(sessions[ENCODER_FILE], self.device)
@@ -96,13 +102,13 @@ class Translator:
                                cfg.text)
         self._probe()
 
-    def _session(self, graph: bytes, name: str, requested: str, threads: int | None):
+    def _session(self, graph: bytes, name: str, requested: str, threads: int | None, spinning: bool):
         """An onnxruntime session over the graph's verified bytes; a graph onnxruntime refuses is the
         folder's fault, named in one line."""
         from runtime.sessions import DeviceError
 
         try:
-            return self._session_on_device(graph, requested, threads)
+            return self._session_on_device(graph, requested, threads, spinning)
         except DeviceError:
             raise
         except Exception as e:  # onnxruntime raises its own exception types for a bad graph
@@ -112,17 +118,17 @@ class Translator:
             raise ModelFolderError(f"{self.model_dir / name}: onnxruntime cannot load it ({why[:200]}); "
                                    f"{REEXPORT_HINT}") from None
 
-    def _session_on_device(self, graph: bytes, requested: str, threads: int | None):
+    def _session_on_device(self, graph: bytes, requested: str, threads: int | None, spinning: bool):
         """On self.device; with device "auto", a CUDA provider that fails to start falls back to the CPU."""
         from runtime.sessions import DeviceError, make_session
 
         try:
-            return make_session(graph, self.device, threads)
+            return make_session(graph, self.device, threads, spinning)
         except DeviceError as e:
             if requested != "auto":
                 raise
             self.device, self.notice = "cpu", f"notice: {e}; running on CPU"
-            return make_session(graph, "cpu", threads)
+            return make_session(graph, "cpu", threads, spinning)
 
     def _json(self, data: dict, name: str):
         return parse_json(self.model_dir, name, data[name])

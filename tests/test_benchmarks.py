@@ -52,3 +52,14 @@ def test_cuda_fidelity_quick_runs(tiny_att_onnx):
     if CUDA not in available_providers():
         pytest.skip("no CUDAExecutionProvider (needs a GPU and onnxruntime-gpu)")
     assert _quick("benchmarks/cuda_fidelity.py", str(tiny_att_onnx))
+
+
+@needs_shared
+@pytest.mark.slow
+def test_profile_step_quick_runs_and_its_groups_add_up_to_the_step(tiny_att_onnx):
+    result = _quick("benchmarks/profile_step.py", "--fp32", str(tiny_att_onnx))
+    for key in ("fp32 b1", "fp32 b32"):
+        row = result["profile"][key]
+        assert abs(sum(row["groups_us"].values()) - row["us_per_step"]) < 1.0, row
+        assert row["groups_us"]["LSTM"] > 0 and row["groups_us"]["output projection"] > 0, row
+    assert result["profile"]["roofline fp32"]["memory_bandwidth_gb_s"] > 0
