@@ -94,6 +94,17 @@ def in_process_b1(folder: str, sentences: list[str], spinning: bool = True) -> f
     return round(1000 * statistics.median(times), 2)
 
 
+def in_process_batched(folder: str, sentences: list[str], spinning: bool, batch: int = 32) -> float:
+    """The Translator alone on the first 1,024 sentences in batches of 32: sentences/s."""
+    from runtime import Translator
+
+    t = Translator(folder, device="cpu", spinning=spinning)
+    t.translate(sentences[:64], batch_size=batch)
+    t0 = time.perf_counter()
+    t.translate(sentences[:1024], batch_size=batch)
+    return round(1024 / (time.perf_counter() - t0), 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fp32", help="an fp32 model folder")
@@ -119,7 +130,9 @@ def main() -> None:
         if not folder:
             continue
         results[kind] = {"in_process_b1_ms": in_process_b1(folder, sentences),
-                         "in_process_b1_no_spinning_ms": in_process_b1(folder, sentences, spinning=False)}
+                         "in_process_b1_no_spinning_ms": in_process_b1(folder, sentences, spinning=False),
+                         "in_process_b32_sentences_per_s": in_process_batched(folder, sentences, True),
+                         "in_process_b32_no_spinning_sentences_per_s": in_process_batched(folder, sentences, False)}
         for mode, extra in (("dynamic batching", []), ("--max-batch 1", ["--max-batch", "1"])):
             proc, port = start(folder, *extra)
             try:
