@@ -63,11 +63,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--pairs", type=int, default=1_000_000)
     ap.add_argument("--budget", type=float, default=60, help="seconds of training in each run")
-    ap.add_argument("--quick", action="store_true", help="50,000 pairs, 10 s of training")
+    ap.add_argument("--quick", action="store_true", help="20,000 pairs, 4 s of training")
     args = ap.parse_args()
     require_shared()
     if args.quick:
-        args.pairs, args.budget = 50_000, 10
+        args.pairs, args.budget = 20_000, 4
     sys.path.insert(0, str(ROOT))
     corpus = OUT / f"big-{args.pairs}.tsv"
     size = make_corpus(corpus, args.pairs)

@@ -26,11 +26,11 @@ def main() -> None:
     ap.add_argument("--nproc", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-pairs", type=int, default=20000)
-    ap.add_argument("--quick", action="store_true", help="8 s of training, 3,000 pairs")
+    ap.add_argument("--quick", action="store_true", help="4 s of training, 2,000 pairs")
     args = ap.parse_args()
     require_shared()
     if args.quick:
-        args.budget, args.max_pairs = 8, 3000
+        args.budget, args.max_pairs = 4, 2000
     common = ["-m", "trainer", "fit", "--data", str(TATOEBA / "train.tsv"), "--min-freq", "2", "--epochs", "1",
               "--max-pairs", str(args.max_pairs), "--time-budget", str(args.budget), "--device", args.device, "--force",
               "--cache-dir", str(OUT / "dist-cache"), *PAPER_WORD_2026_11_24]

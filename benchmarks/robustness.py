@@ -124,12 +124,12 @@ def table(saved: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=1200, help="training seconds per task and configuration")
-    ap.add_argument("--tasks", default="tatoeba en-fr,multi30k de-en")
-    ap.add_argument("--configs", default="augmented,plain")
+    ap.add_argument("--tasks", help="default: tatoeba en-fr,multi30k de-en (with --quick: tatoeba en-fr)")
+    ap.add_argument("--configs", help="default: augmented,plain (with --quick: augmented)")
     ap.add_argument("--tag", default="", help="appended to the configuration's name (e.g. ' run2')")
     ap.add_argument("--folder", help="measure this model folder instead of training")
     ap.add_argument("--builtin", action="store_true", help="with --folder: the written forms of builtin:test")
-    ap.add_argument("--quick", action="store_true", help="a small model, 20 s, 200 test sentences")
+    ap.add_argument("--quick", action="store_true", help="a small model, 5 s, 200 test sentences")
     ap.add_argument("--table", action="store_true", help="print the stored results as docs/benchmarks.md's table")
     args = ap.parse_args()
     if args.table:
@@ -144,7 +144,9 @@ def main() -> None:
 
     extra, n_test = [], None
     if args.quick:
-        args.budget, n_test = 20, 200
+        args.budget, n_test = 5, 200
+        args.tasks, args.configs = args.tasks or "tatoeba en-fr", args.configs or "augmented"
+    args.tasks, args.configs = args.tasks or "tatoeba en-fr,multi30k de-en", args.configs or "augmented,plain"
         extra = ["--hidden-dim", "64", "--emb-dim", "32", "--max-pairs", "5000", "--vocab-size", "1000"]
     results = {}
     for name in args.tasks.split(","):

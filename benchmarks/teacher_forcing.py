@@ -13,12 +13,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--budget", type=float, default=240, help="training seconds per ratio")
     ap.add_argument("--max-pairs", type=int, default=None)
-    ap.add_argument("--quick", action="store_true", help="10 s per ratio on 4,000 pairs, 300 test pairs")
+    ap.add_argument("--quick", action="store_true", help="4 s per ratio on 2,000 pairs, 100 test pairs")
     args = ap.parse_args()
     require_shared()
     test_pairs = []
     if args.quick:
-        args.budget, args.max_pairs, test_pairs = 10, 4000, ["--max-pairs", "300"]
+        args.budget, args.max_pairs, test_pairs = 4, 2000, ["--max-pairs", "100"]
     results = {}
     for ratio in (1.0, 0.5):
         out = OUT / (f"tf-quick-{ratio}" if args.quick else f"tf-{ratio}")

@@ -17,6 +17,7 @@ from common import OUT, PAPER_SUBWORD_2026_11_26, TASKS, emit, machine, require_
 
 DEFAULT_RUNS = ("tatoeba en-fr=word,bpe:8000,unigram:8000,bpe:4000,bpe:16000;"
                 "multi30k de-en=word,bpe:8000,bpe:4000;multi30k en-fr=word,bpe:8000")
+QUICK_RUNS = "tatoeba en-fr=word,bpe:1000"  # both kinds of vocabulary, one task
 
 
 def vocab_args(spec: str) -> list[str]:
@@ -35,7 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--budget", type=float, default=300, help="training seconds per run")
     ap.add_argument("--runs", default=DEFAULT_RUNS, help="TASK=VOCAB,VOCAB;TASK=...")
-    ap.add_argument("--quick", action="store_true", help="a small model, 4 s per run, 100 test sentences")
+    ap.add_argument("--quick", action="store_true", help=f"a small model, 3 s per run, 100 test sentences, --runs {QUICK_RUNS!r}")
     args = ap.parse_args()
     require_shared()
     from runtime import Translator
@@ -44,7 +45,8 @@ def main() -> None:
 
     model_args, n_test = [], None
     if args.quick:
-        args.budget, n_test = 4, 100
+        args.budget, n_test = 3, 100
+        args.runs = QUICK_RUNS if args.runs == DEFAULT_RUNS else args.runs
         model_args = ["--hidden-dim", "128", "--emb-dim", "32", "--max-pairs", "3000"]
     results = {}
     for part in args.runs.split(";"):

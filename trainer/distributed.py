@@ -57,8 +57,36 @@ def _collective(fn, *args):
     try:
         fn(*args)
     except Exception as e:  # gloo/NCCL raise RuntimeError or DistBackendError when a peer is gone
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise DistributedError(f"another process of the distributed run stopped or is unreachable ({first})") from None
+        raise _peer_gone(e) from None
+
+
+def _peer_gone(e: BaseException) -> DistributedError:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+    return DistributedError(f"another process of the distributed run stopped or is unreachable ({first})")
+
+
+def _is_peer_failure(e: BaseException) -> bool:
+    """An error of the communication itself: torch's DistError family (NCCL, stores, networks) or
+    gloo's transport (a plain RuntimeError naming gloo, e.g. "Connection reset by peer")."""
+    return isinstance(e, dist.DistError) or (isinstance(e, RuntimeError) and "gloo" in str(e))
+
+
+@contextlib.contextmanager
+def peer_failures_reported(d: Dist):
+    """Around the training loop of a distributed run: a peer that dies is noticed by whichever
+    collective comes next, often DDP's gradient all-reduce inside backward(), far from the few
+    collectives `Dist` wraps itself; any of them becomes the same one-line DistributedError."""
+    if not d.active:
+        yield
+        return
+    try:
+        yield
+    except DistributedError:
+        raise
+    except Exception as e:
+        if not _is_peer_failure(e):
+            raise
+        raise _peer_gone(e) from None
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:

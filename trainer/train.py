@@ -22,7 +22,7 @@ from trainer.augment import epoch_masks
 from trainer.checkpoint import SAMPLES, CheckpointError, atomic_save, load_checkpoint, new_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import DataError, PairIds, batch_groups, cached_tokens, split_rows
-from trainer.distributed import Dist, setup, teardown
+from trainer.distributed import Dist, peer_failures_reported, setup, teardown
 from trainer.evaluate import loss_on
 from trainer.model import Seq2Seq
 from trainer.token_cache import default_workers
@@ -283,7 +283,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=lambda msg: None, force: boo
     """
     dist, device = setup(cfg.device)
     try:
-        with _output_lock(Path(cfg.out), dist):
+        with _output_lock(Path(cfg.out), dist), peer_failures_reported(dist):
             best = _fit(cfg, resume, log if dist.main else (lambda msg: None), force, dist, device, given)
         return best if dist.main else {}
     finally:

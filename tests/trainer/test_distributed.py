@@ -133,8 +133,12 @@ def test_a_killed_rank_ends_the_run_with_a_clear_error(tmp_path):
                              "--monitor-interval", "5", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
     deadline = time.time() + 120
-    while time.time() < deadline and not (tmp_path / "metrics.csv").exists():
-        time.sleep(0.1)  # training is under way once the first epoch is written
+    # the first epoch's files are all written (loss_curve.png last): rank 0 is back in training steps, with a
+    # collective in each (not in matplotlib's first import, which builds its font cache on a fresh machine
+    # and can take longer than torchrun's 5 s)
+    while time.time() < deadline and not (tmp_path / "loss_curve.png").exists():
+        time.sleep(0.1)
+    time.sleep(0.5)
     workers = _children(proc.pid)
     assert len(workers) == 2, workers
     # rank 1 is the second worker torchrun started
