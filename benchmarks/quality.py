@@ -114,8 +114,8 @@ def main() -> None:
     if args.quick:
         args.budget, args.stages, beams, n_test = 3, 1, [1, 2], 100
         args.tasks = args.tasks or "tatoeba en-fr"
-    args.tasks = args.tasks or ",".join(TASKS)
         model_args += ["--hidden-dim", "128", "--emb-dim", "32", "--max-pairs", "3000", "--vocab-size", "1000"]
+    args.tasks = args.tasks or ",".join(TASKS)
     store = OUT / ("quality-quick.json" if args.quick else "quality.json")
     for name in args.tasks.split(","):
         task = TASKS[name]

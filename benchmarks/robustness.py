@@ -146,8 +146,8 @@ def main() -> None:
     if args.quick:
         args.budget, n_test = 5, 200
         args.tasks, args.configs = args.tasks or "tatoeba en-fr", args.configs or "augmented"
-    args.tasks, args.configs = args.tasks or "tatoeba en-fr,multi30k de-en", args.configs or "augmented,plain"
         extra = ["--hidden-dim", "64", "--emb-dim", "32", "--max-pairs", "5000", "--vocab-size", "1000"]
+    args.tasks, args.configs = args.tasks or "tatoeba en-fr,multi30k de-en", args.configs or "augmented,plain"
     results = {}
     for name in args.tasks.split(","):
         task = TASKS[name]
