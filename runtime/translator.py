@@ -229,11 +229,13 @@ class Translator:
     def translate_lines(self, lines: Iterable[str], chunk_size: int = 256, **options) -> Iterator:
         """Streams: reads `chunk_size` lines at a time from any iterable (a file, stdin, a
         generator), translates them as `translate` does with **options, and yields one result per
-        line, in order. Memory stays bounded by the chunk, whatever the input's length."""
+        line, in order, without the line's ending ("\n", "\r\n": lines read from a file translate
+        as `runtime translate --input` does). Memory stays bounded by the chunk, whatever the input's
+        length."""
         _positive_int("chunk_size", chunk_size)
         chunk: list[str] = []
         for line in lines:
-            chunk.append(line)
+            chunk.append(line.rstrip("\r\n"))
             if len(chunk) == chunk_size:
                 yield from self.translate(chunk, **options)
                 chunk = []

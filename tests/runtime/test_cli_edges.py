@@ -236,6 +236,15 @@ def test_api_threads(tiny_onnx):
     assert t.notice == f"threads {10 ** 6} capped at the {usable_cores()} usable cores"
 
 
+def test_translate_lines_drops_line_endings_as_the_cli_does(translator, tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"the cat is black\nthe dog is small\r\n\nhello")
+    with open(path, encoding="utf-8", newline="") as f:  # newline="": the \r\n reaches translate_lines
+        got = list(translator.translate_lines(f))
+    assert got == translator.translate(["the cat is black", "the dog is small", "", "hello"])
+    assert not any(line.endswith(("\n", "\r")) for line in got)
+
+
 def test_translate_lines_streams_in_order(translator):
     lines = [f"the cat is black {'very ' * (i % 7)}" if i % 5 else "" for i in range(40)]
     consumed = []
