@@ -269,9 +269,10 @@ def serve(model, api_keys_path, device, threads, **options):
         api_keys = read_api_keys(api_keys_path) if api_keys_path else None
     except OSError as e:
         raise click.ClickException(f"--api-keys {api_keys_path}: {e.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise click.ClickException(str(e) if isinstance(e, ValueError) and "--api-keys" in str(e)
-                                   else f"--api-keys {api_keys_path}: not a UTF-8 text file") from None
+    except UnicodeDecodeError:  # (a ValueError too: first)
+        raise click.ClickException(f"--api-keys {api_keys_path}: not a UTF-8 text file") from None
+    except ValueError as e:  # read_api_keys: no key in it
+        raise click.ClickException(str(e)) from None
     # the event loop reads requests on the cores decoding uses: workers must not spin on them
     translator = _load(model, device, threads, spinning=False)
     run_server(translator, ServeConfig(api_keys=api_keys, **options), log=lambda line: click.echo(line, err=True))

@@ -92,7 +92,8 @@ class Batcher:
         finally:
             self.requests -= 1
         texts_out = finish_texts(t.codec, prepared, [results.get(k) for k in range(len(prepared.rows))])
-        return [_distinct([text for text, _ in hyps])[: 1 + alternatives] for hyps in texts_out]
+        # the best first, then the different ones in order (dict keeps insertion order)
+        return [list(dict.fromkeys(text for text, _ in hyps))[: 1 + alternatives] for hyps in texts_out]
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -138,15 +139,6 @@ class Batcher:
                               batch_size=len(sentences), beam_size=beam_size, n_best=n_best,
                               length_penalty=t.config.decoding.length_penalty, with_scores=beam_size > 1)
         return [decoded[k] for k in range(len(sentences))]
-
-
-def _distinct(texts: list[str]) -> list[str]:
-    seen, out = set(), []
-    for text in texts:
-        if text not in seen:
-            seen.add(text)
-            out.append(text)
-    return out
 
 
 # ---- reading a request as LibreTranslate does --------------------------------------------------
@@ -271,12 +263,11 @@ class Api:
         return [{"confidence": 100.0, "language": self.source}] if self.source else []
 
     def languages(self) -> list:
-        names = lambda code: LANGUAGE_NAMES.get(code, code)
         out = []
         if self.source:
-            out.append({"code": self.source, "name": names(self.source), "targets": [self.target] if self.target else []})
+            out.append({"code": self.source, "name": _name(self.source), "targets": [self.target] if self.target else []})
         if self.target and self.target != self.source:
-            out.append({"code": self.target, "name": names(self.target), "targets": []})
+            out.append({"code": self.target, "name": _name(self.target), "targets": []})
         return out
 
     def settings(self) -> dict:
@@ -284,8 +275,12 @@ class Api:
         return {"charLimit": self.cfg.char_limit, "frontendTimeout": 500, "apiKeys": self.cfg.api_keys is not None,
                 "keyRequired": self.cfg.api_keys is not None, "suggestions": False, "filesTranslation": False,
                 "supportedFilesFormat": [],
-                "language": {"source": {"code": self.source, "name": LANGUAGE_NAMES.get(self.source or "", self.source)},
-                             "target": {"code": self.target, "name": LANGUAGE_NAMES.get(self.target or "", self.target)}}}
+                "language": {"source": {"code": self.source, "name": _name(self.source)},
+                             "target": {"code": self.target, "name": _name(self.target)}}}
+
+
+def _name(code: str | None) -> str | None:
+    return LANGUAGE_NAMES.get(code, code) if code else code
 
 
 def _alternatives(value, limit: int) -> int:
