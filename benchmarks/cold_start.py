@@ -1,6 +1,10 @@
 """Cold start of `runtime translate "hello"`: process start to output, median of N runs, for the
-current tree and, to compare, other source trees (e.g. a `git worktree` of an earlier commit)
-on the same model folder, interleaved so machine drift hits both alike."""
+current tree and, to compare, other source trees (e.g. a `git worktree` of an earlier commit), each
+on --model or on a folder of its own (`--tree TREE=FOLDER`: one its code reads, e.g. exported by it),
+interleaved so machine drift hits all alike.
+
+    python benchmarks/cold_start.py --model artifacts/onnx --tree ../before=../before/artifacts/onnx
+"""
 from __future__ import annotations
 
 import argparse
@@ -16,19 +20,23 @@ from common import ROOT, emit, machine
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=str(ROOT / "artifacts" / "onnx"))
-    ap.add_argument("--tree", action="append", default=[], help="another source tree to time (repeatable)")
+    ap.add_argument("--tree", action="append", default=[],
+                    help="another source tree to time, TREE or TREE=FOLDER (repeatable)")
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--quick", action="store_true", help="3 runs each")
     args = ap.parse_args()
     if args.quick:
         args.repeat = 3
-    trees = [str(ROOT)] + args.tree
+    trees = {str(ROOT): args.model}
+    for spec in args.tree:
+        tree, _, model = spec.partition("=")
+        trees[tree] = model or args.model
     times = {t: [] for t in trees}
     for _ in range(args.repeat):
-        for tree in trees:
+        for tree, model in trees.items():
             env = dict(os.environ, PYTHONPATH=tree)
             start = time.perf_counter()
-            r = subprocess.run([sys.executable, "-m", "runtime", "translate", "--model", args.model, "hello"], env=env,
+            r = subprocess.run([sys.executable, "-m", "runtime", "translate", "--model", model, "hello"], env=env,
                                cwd=tree, capture_output=True, text=True)
             times[tree].append(time.perf_counter() - start)
             if r.returncode:
@@ -36,7 +44,7 @@ def main() -> None:
     med = {t: round(statistics.median(v), 3) for t, v in times.items()}
     for t, v in times.items():
         print(f"{t}: median {med[t]:.3f} s (min {min(v):.3f}, max {max(v):.3f}) over {len(v)} runs", file=sys.stderr)
-    emit({"cold_start_s": med, "model": args.model, "repeat": args.repeat, "machine": machine()})
+    emit({"cold_start_s": med, "models": trees, "repeat": args.repeat, "machine": machine()})
 
 
 if __name__ == "__main__":

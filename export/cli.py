@@ -26,9 +26,13 @@ def cli():
 @click.option("--quantize", type=click.Choice(["int8"]), help="onnxruntime dynamic int8 quantization of both graphs.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="onnx.checker and onnxruntime-vs-PyTorch parity before the folder is written.")
+@click.option("--shortlist", is_flag=True,
+              help="Add the checkpoint's lexical shortlist: each step scores only the target ids the batch's source "
+                   "ids may need (faster; translations can differ, see docs/benchmarks.md).")
 @version_option()
-def onnx(checkpoint, out, opset, force, quantize, verify):
-    """Write encoder.onnx, decoder.onnx, vocabularies and config.json for CHECKPOINT.
+def onnx(checkpoint, out, opset, force, quantize, verify, shortlist):
+    """Write encoder.onnx, decoder.onnx, vocabularies and config.json for CHECKPOINT (with --shortlist
+    also shortlist.npz and output_layer.onnx).
 
     \b
     python -m export onnx artifacts/checkpoint.pth
@@ -41,7 +45,7 @@ def onnx(checkpoint, out, opset, force, quantize, verify):
 
     try:
         report = export_onnx(checkpoint, out, opset=opset, force=force, quantize=quantize, verify=verify,
-                             log=click.echo)
+                             shortlist=shortlist, log=click.echo)
     except (ExportError, CheckpointError, Busy) as e:
         raise click.ClickException(str(e)) from None
     except OSError as e:  # e.g. --out in a read-only place or a full disk; the old folder is kept

@@ -17,8 +17,8 @@ from export.verify import Report
 from runtime.atomic import atomic_write, check_target, write_folder
 from runtime.lock import exclusive, lock_path
 from runtime.model_format import (
-    CONFIG_FILE, FORMAT_VERSION, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, DecodingDefaults, FolderConfig, sha256_file,
-    tokenizer_files,
+    CONFIG_FILE, FORMAT_VERSION, SHORTLIST_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, DecodingDefaults, FolderConfig,
+    sha256_file, tokenizer_files,
 )
 
 
@@ -40,9 +40,12 @@ class Exported:
 
 
 def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
-                force: bool = False, quantize: str | None = None, verify: bool = True, log=lambda m: None) -> Report:
+                force: bool = False, quantize: str | None = None, verify: bool = True, shortlist: bool = False,
+                log=lambda m: None) -> Report:
     """Writes the model folder atomically and returns the verification report; raises ExportError
-    (folder untouched) if a step fails, Busy if another export is writing the same folder."""
+    (folder untouched) if a step fails, Busy if another export is writing the same folder.
+    shortlist: add the checkpoint's lexical shortlist (runtime/shortlist.py), which the runtime
+    then uses unless told not to."""
     from trainer.checkpoint import load_checkpoint, model_from_checkpoint, text_config
 
     out_dir = Path(out_dir)
@@ -54,68 +57,78 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *, op
         except FileExistsError as e:
             raise ExportError(str(e)) from None
         ckpt = load_checkpoint(checkpoint)
+        if shortlist and not isinstance(ckpt.get("shortlist"), dict):
+            raise ExportError(f"{checkpoint}: the checkpoint has no shortlist (trained before they existed); add one "
+                              f"with `trainer shortlist {checkpoint}`, or export without --shortlist")
         source = Exported(Path(checkpoint), ckpt, *model_from_checkpoint(ckpt), text_config(ckpt))
-        return write_folder(out_dir, lambda tmp: _build(source, tmp, opset, quantize, verify, log), force)
+        return write_folder(out_dir, lambda tmp: _build(source, tmp, opset, quantize, verify, shortlist, log), force)
 
 
-def _build(source: Exported, tmp: Path, opset: int, quantize: str | None, verify: bool, log) -> Report:
+def _build(source: Exported, tmp: Path, opset: int, quantize: str | None, verify: bool, shortlist: bool,
+           log) -> Report:
     from export.verify import sample_sentences
 
-    enc, dec = export_graphs(source.model, tmp, opset)
+    paths = export_graphs(source.model, tmp, opset, shortlist)
     texts = sample_sentences(source.ckpt, source.tokenizer, source.src_vocab, source.model.cfg.max_source_len)
-    report = verify_graphs(source, enc, dec, texts) if verify else Report()
+    report = verify_graphs(source, paths, texts) if verify else Report()
     if quantize == "int8":
-        quantize_graphs(source, enc, dec, texts, report, verify, log)
-    write_files(source, tmp)
-    write_config(source, tmp, opset, quantize)
+        quantize_graphs(source, paths, texts, report, verify, log)
+    write_files(source, tmp, shortlist)
+    write_config(source, tmp, opset, quantize, shortlist)
     check_with_runtime(tmp)
     return report
 
 
-def verify_graphs(source: Exported, enc: Path, dec: Path, texts: list[str]) -> Report:
+def verify_graphs(source: Exported, paths, texts: list[str]) -> Report:
     """onnx.checker, then onnxruntime against PyTorch; ExportError if they disagree."""
     from export.verify import VerificationError, assert_parity, check_graphs, compare
 
     try:
-        check_graphs(enc, dec)
-        report = compare(source.model, enc, dec, texts, source.tokenizer, source.src_vocab)
+        check_graphs(paths)
+        report = compare(source.model, paths, texts, source.tokenizer, source.src_vocab)
         assert_parity(report)
     except VerificationError as e:
         raise ExportError(f"verification failed, nothing written: {e}") from None
     return report
 
 
-def quantize_graphs(source: Exported, enc: Path, dec: Path, texts: list[str], report: Report, verify: bool, log) -> None:
-    """Both graphs to int8 in place; the report gains the sizes and (verified) the greedy agreement."""
+def quantize_graphs(source: Exported, paths, texts: list[str], report: Report, verify: bool, log) -> None:
+    """The graphs to int8 in place; the report gains the sizes and (verified) the greedy agreement."""
     from export.quantize import float_weight_ops, quantize_int8, quantized_op_counts, wide_int8_weights
     from export.verify import VerificationError, check_graphs, greedy_ids
 
     args = (texts, source.tokenizer, source.src_vocab, source.model.cfg)
-    fp32_ids = greedy_ids(enc, dec, *args) if verify else None
-    report.size_fp32 = enc.stat().st_size + dec.stat().st_size
-    for path in (enc, dec):
+    fp32_ids = greedy_ids(paths, *args) if verify else None
+    report.size_fp32 = sum(p.stat().st_size for p in paths)
+    for path in paths:
         quantized = path.with_suffix(".int8.onnx")
         quantize_int8(path, quantized)
         os.replace(quantized, path)
-    left = float_weight_ops(enc) + float_weight_ops(dec)
+    left = [op for p in paths for op in float_weight_ops(p)]
     if left:
         raise ExportError(f"int8 quantization left fp32 weights in {left} ops")
-    wide = wide_int8_weights(enc) + wide_int8_weights(dec)
+    wide = [name for p in paths for name in wide_int8_weights(p)]
     if wide:
         raise ExportError(f"int8 weights {wide[:3]} exceed 7 bits: they could saturate on CPUs without VNNI")
     if verify:
         try:
-            check_graphs(enc, dec)
+            check_graphs(paths)
         except VerificationError as e:
             raise ExportError(f"verification failed, nothing written: {e}") from None
-        int8_ids = greedy_ids(enc, dec, *args)
+        int8_ids = greedy_ids(paths, *args)
         report.int8_agreement = sum(a == b for a, b in zip(fp32_ids, int8_ids)) / len(texts)
-    report.size_int8 = enc.stat().st_size + dec.stat().st_size
-    log(f"quantized ops: encoder {quantized_op_counts(enc)}, decoder {quantized_op_counts(dec)}")
+    report.size_int8 = sum(p.stat().st_size for p in paths)
+    log("quantized ops: " + ", ".join(f"{p.stem} {quantized_op_counts(p)}" for p in paths))
 
 
-def write_files(source: Exported, tmp: Path) -> None:
-    """The vocabularies and the tokenizer (tokenizer.json, and a SentencePiece tokenizer's models)."""
+def write_files(source: Exported, tmp: Path, shortlist: bool = False) -> None:
+    """The vocabularies and the tokenizer (tokenizer.json, and a SentencePiece tokenizer's models);
+    the shortlist when asked."""
+    from runtime.shortlist import to_bytes
+
+    if shortlist:
+        with atomic_write(tmp / SHORTLIST_FILE, "wb") as f:
+            f.write(to_bytes(source.ckpt["shortlist"]["frequent"].numpy(), source.ckpt["shortlist"]["by_source"].numpy()))
     for name, vocab in ((SOURCE_VOCAB_FILE, source.src_vocab), (TARGET_VOCAB_FILE, source.tgt_vocab)):
         with atomic_write(tmp / name) as f:
             f.write(json.dumps(vocab.itos, ensure_ascii=False, indent=1) + "\n")
@@ -124,7 +137,7 @@ def write_files(source: Exported, tmp: Path) -> None:
             f.write(data)
 
 
-def write_config(source: Exported, tmp: Path, opset: int, quantize: str | None) -> None:
+def write_config(source: Exported, tmp: Path, opset: int, quantize: str | None, shortlist: bool = False) -> None:
     """config.json: the sizes, settings, producer and the sha256 of every other file."""
     import onnx
     import onnxruntime
@@ -136,6 +149,7 @@ def write_config(source: Exported, tmp: Path, opset: int, quantize: str | None) 
         hidden_dim=cfg.hidden_dim, layers=cfg.layers, reverse_source=cfg.reverse_source,
         max_source_len=cfg.max_source_len, opset=opset, quantization=quantize, attention=cfg.attention,
         decoding=DecodingDefaults(), text=source.text,
+        shortlist={k: int(v) for k, v in source.ckpt["shortlist"]["sizes"].items()} if shortlist else None,
         producer={"name": "seq2seq-edge export", "torch": torch.__version__, "onnx": onnx.__version__,
                   "onnxruntime": onnxruntime.__version__, "checkpoint": source.checkpoint.name,
                   "checkpoint_metrics": dict(source.ckpt.get("metrics", {}))},

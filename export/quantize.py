@@ -37,10 +37,13 @@ def _quiet_root_logger():
 def quantize_int8(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    # output_layer.onnx only gathers rows: its weights are stored int8 and dequantized as they are
+    # gathered (once per batch); the step multiplies by those fp32 rows
+    ops = ["Gather"] if src.stem == "output_layer" else QUANTIZED_OPS
     with _quiet_root_logger():
         # MatMulConstBOnly: only products with a weight matrix; attention's two activation x
         # activation products (scores, context) stay fp32, where int8 would only add error
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS,
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=ops,
                          reduce_range=True, extra_options={"MatMulConstBOnly": True})
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +28,7 @@ class Report:
 
     def lines(self) -> list[str]:
         d = self.max_diff
-        memory = f"memory {d['memory']:.2e}, " if "memory" in d else ""
+        memory = f"memory {d['memory']:.2e}, keys {d['keys_scaled']:.2e} relative, " if "memory" in d else ""
         out = [f"verified on {self.sentences} sentences of mixed length: max |diff| hidden {d['hidden']:.2e}, "
                f"cell {d['cell']:.2e} ({d['cell_scaled']:.2e} relative to max(1, |cell|)), {memory}"
                f"log-probs {d['log_probs']:.2e} ({d['log_probs_scaled']:.2e} relative); "
@@ -71,7 +70,7 @@ def _relative(err: np.ndarray, ref: np.ndarray) -> float:
     return float((err / np.maximum(1.0, np.abs(ref))).max())
 
 
-def check_graphs(*paths: Path) -> None:
+def check_graphs(paths) -> None:
     import onnx
 
     for p in paths:
@@ -81,17 +80,25 @@ def check_graphs(*paths: Path) -> None:
             raise VerificationError(f"{p.name}: onnx.checker failed: {str(e).splitlines()[0]}") from None
 
 
-def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) -> Report:
+def sessions(paths, vocab_size: int) -> tuple:
+    """The runtime's session wrappers over the exported graphs (encoder, decoder[, output layer]),
+    on the CPU, projecting onto the whole vocabulary."""
+    from runtime.sessions import DecoderSession, EncoderSession, OutputLayerSession, make_session
+
+    enc_path, dec_path, *rest = paths
+    output_layer = OutputLayerSession(make_session(rest[0], "cpu", None), "cpu", vocab_size) if rest else None
+    return (EncoderSession(make_session(enc_path, "cpu", None), "cpu", output_layer=output_layer),
+            DecoderSession(make_session(dec_path, "cpu", None), "cpu"))
+
+
+def compare(model, paths, texts, tokenizer, src_vocab) -> Report:
     """Runs the same padded batch through PyTorch and onnxruntime; compares the encoder's state
     (and memory), log-probs along PyTorch's greedy path, and greedy ids."""
     import torch
 
-    from runtime.sessions import DecoderSession, EncoderSession, make_session
-
     cfg = model.eval().cfg
     src, lengths, caps = _encode_batch(texts, tokenizer, src_vocab, cfg)
-    enc = EncoderSession(make_session(enc_path, "cpu", None), "cpu")
-    dec = DecoderSession(make_session(dec_path, "cpu", None), "cpu")
+    enc, dec = sessions(paths, cfg.tgt_vocab_size)
     torch_enc, torch_dec = model.runtime_adapters(torch.device("cpu"))
     with torch.no_grad():
         th, ort_state = torch_enc(src, lengths), enc(src, lengths)
@@ -101,6 +108,9 @@ def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) 
         # unlikely tokens (~ -50 in a trained model): float32 rounding grows with them, so both are
         # held to 1e-4 relative to max(1, |value|); hidden and memory (in [-1, 1]) absolute
         diffs = {name: float(np.abs(th[name].numpy() - ort_state[name]).max()) for name in ("hidden", "memory") if name in th}
+        if "keys" in ort_state:  # W_a applied to the memory: |keys| grows with ||W_a||, held relative like the cell
+            th_keys = torch_dec.model.decoder.with_source_state(th)["keys"].numpy()
+            diffs.update(keys_scaled=_relative(np.abs(th_keys - ort_state["keys"]), th_keys))
         diffs.update(cell=float(cell_err.max()), cell_scaled=_relative(cell_err, cell))
         # PyTorch's greedy ids through the runtime's own loop, with the model behind its adapters
         torch_ids = greedy_search(torch_enc, torch_dec, src, lengths, caps)
@@ -120,12 +130,9 @@ def compare(model, enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab) 
     return Report(sentences=len(texts), max_diff=diffs, greedy_identical=same)
 
 
-def greedy_ids(enc_path: Path, dec_path: Path, texts, tokenizer, src_vocab, cfg) -> list[list[int]]:
-    from runtime.sessions import DecoderSession, EncoderSession, make_session
-
+def greedy_ids(paths, texts, tokenizer, src_vocab, cfg) -> list[list[int]]:
     src, lengths, caps = _encode_batch(texts, tokenizer, src_vocab, cfg)
-    enc = EncoderSession(make_session(enc_path, "cpu", None), "cpu")
-    dec = DecoderSession(make_session(dec_path, "cpu", None), "cpu")
+    enc, dec = sessions(paths, cfg.tgt_vocab_size)
     return greedy_search(enc, dec, src, lengths, caps)
 
 

@@ -4,7 +4,9 @@ All sentences x beams go through the decoder in one call per step. A hypothesis 
 <eos> (or reaches its sentence's cap) leaves the beam and joins that sentence's finished list;
 a sentence is done once it has `beam_size` finished hypotheses. Finished hypotheses are ranked
 by sum(log p) / length ** alpha, where length counts the generated tokens (<eos> included);
-alpha = 0 ranks by plain log-probability. With beam_size 1 this is exactly greedy search.
+alpha = 0 ranks by plain log-probability. With beam_size 1 this is exactly greedy search. With a
+shortlist (format 4) the log-probabilities are those of a softmax over the batch's candidates only,
+renormalized over them, as Marian scores with its lexical shortlists.
 
 Vectorised: per step, float32 scores of all candidates, `argpartition` for each sentence's best
 2K, one stable sort of those 2K, and masks that say which candidates the sequential rule (walk
@@ -23,6 +25,13 @@ def normalized(score: float, length: int, length_penalty: float) -> float:
     return score / (length ** length_penalty) if length_penalty else score
 
 
+def _columns(state) -> np.ndarray | None:
+    """The target id of each log_probs column when a shortlist restricts them (format 4), else None.
+    On CUDA the state holds it as an OrtValue: brought to the host once per batch."""
+    ids = state.get("candidates") if isinstance(state, dict) else None
+    return ids if ids is None or isinstance(ids, np.ndarray) else ids.numpy()
+
+
 def beam_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray, max_lens: np.ndarray,
                 beam_size: int, n_best: int = 1, length_penalty: float = 0.0) -> list[list[tuple[list[int], float]]]:
     """-> for each sentence, its n_best (ids without <eos>, normalized score), best first."""
@@ -36,9 +45,10 @@ def beam_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray, 
     n_finished = np.zeros(batch, dtype=np.int64)
     done = np.zeros(batch, dtype=bool)
     prev = np.full(batch * k, SOS_ID, dtype=np.int64)
+    columns = _columns(state)  # (K,) target ids of the log_probs columns, or None: all, in order
     for t in range(int(max_lens.max())):
         _, log_probs, state = decoder.step(prev, state, want_log_probs=True)
-        vocab = log_probs.shape[-1]
+        vocab = log_probs.shape[-1]  # K columns: the whole vocabulary or the batch's shortlist
         flat = (scores[:, :, None] + log_probs.reshape(batch, k, vocab).astype(np.float32)).reshape(batch, k * vocab)
         width = min(2 * k, k * vocab)  # 2K candidates: enough for K live ones even if K of them end
         top = np.argpartition(-flat, width - 1, axis=1)[:, :width] if width < k * vocab else \
@@ -47,6 +57,8 @@ def beam_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray, 
         cand = np.take_along_axis(top, order, axis=1)  # (B, 2K) best first
         cand_score = np.take_along_axis(flat, cand, axis=1)
         beam, tok = np.divmod(cand, vocab)
+        if columns is not None:  # a shortlist: column -> target id
+            tok = columns[tok]
         at_cap = (t + 1 >= max_lens)[:, None]  # (B, 1)
         ends = (tok == EOS_ID) | at_cap  # this candidate finishes its hypothesis
         # which candidates the sequential walk reaches: fewer than K live and fewer than K finished

@@ -18,15 +18,27 @@ from runtime.serve_config import ServeConfig
 S = ServeConfig()  # serve's defaults, from their one place
 
 MODEL_ENV = "SEQ2SEQ_MODEL"
+SHORTLIST_OPTION = click.option(
+    "--shortlist/--no-shortlist", default=True, show_default=True,
+    help="With a folder that has a shortlist (export --shortlist): score only the target ids the batch's "
+         "source ids may need. --no-shortlist scores the whole vocabulary.")
 
 
-def _load(model: str, device: str, threads: int | None, spinning: bool = True):
-    from runtime.model_format import ModelFolderError
-    from runtime.sessions import DeviceError
-    from runtime.translator import Translator
+def _load(model: str, device: str, threads: int | None, spinning: bool = True, shortlist: bool = True):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runtime.model_format import ModelFolderError, open_folder
+
+    # the folder is read and hashed (hashlib and file reads release the GIL) while onnxruntime and
+    # numpy are imported: ~50 ms of a ~350 ms cold start (docs/benchmarks.md, "Cold start")
+    with ThreadPoolExecutor(1) as pool:
+        opened = pool.submit(open_folder, model)
+        from runtime.sessions import DeviceError
+        from runtime.translator import Translator
 
     try:
-        translator = Translator(model, device=device, threads=threads, spinning=spinning)
+        translator = Translator(model, device=device, threads=threads, spinning=spinning, shortlist=shortlist,
+                                opened=opened.result())
     except (ModelFolderError, DeviceError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     if translator.notice:
@@ -194,9 +206,10 @@ def cli():
 @click.option("--split/--no-split", default=True, show_default=True,
               help="Split each line into sentences (translated together, joined with the original spacing); "
                    "--no-split translates each line whole.")
+@SHORTLIST_OPTION
 @version_option()
 def translate(texts, input_path, output_path, model, device, batch_size, max_len, threads, beam, n_best, length_penalty,
-              as_json, split):
+              as_json, split, shortlist):
     """Translate TEXTS (or --input FILE, or lines piped to stdin) to the model's target language.
 
     \b
@@ -216,7 +229,7 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
     progress = _progress(stream, name, input_path, as_json)
     want_scores = as_json or n_best > 1  # plain greedy output takes the short greedy loop
     with _os_errors(output_path), _output(output_path) as out:
-        translator = _load(model, device, threads)
+        translator = _load(model, device, threads, shortlist=shortlist)
         sources = None
         if as_json:  # each record names its source line: keep a copy of the lines as they stream by
             source, sources = itertools.tee(source)
@@ -252,8 +265,9 @@ def translate(texts, input_path, output_path, model, device, batch_size, max_len
 @click.option("--threads", type=click.IntRange(1), help="onnxruntime intra-op threads (default: all cores; capped at them).")
 @click.option("--source", help="Source language code, for a model folder that has none.")
 @click.option("--target", help="Target language code, likewise.")
+@SHORTLIST_OPTION
 @version_option()
-def serve(model, api_keys_path, device, threads, **options):
+def serve(model, api_keys_path, device, threads, shortlist, **options):
     """Serve the model over HTTP with LibreTranslate's API (POST /translate, GET /languages,
     POST /detect, GET /health) and a page at /. Needs pip install 'seq2seq-edge[serve]'.
 
@@ -274,7 +288,7 @@ def serve(model, api_keys_path, device, threads, **options):
     except ValueError as e:  # read_api_keys: no key in it
         raise click.ClickException(str(e)) from None
     # the event loop reads requests on the cores decoding uses: workers must not spin on them
-    translator = _load(model, device, threads, spinning=False)
+    translator = _load(model, device, threads, spinning=False, shortlist=shortlist)
     run_server(translator, ServeConfig(api_keys=api_keys, **options), log=lambda line: click.echo(line, err=True))
 
 
@@ -300,6 +314,9 @@ def info(model_dir):
     case = "lower-cased" if tokenizer.lowercase else "cased"
     click.echo(f"vocabularies      {kind} ({case}): source {cfg.src_vocab_size}, target {cfg.tgt_vocab_size}")
     click.echo(f"decoder           attention: {cfg.attention}")
+    if cfg.shortlist:
+        click.echo(f"shortlist         {cfg.shortlist['frequent']} frequent target ids + {cfg.shortlist['per_source']} "
+                   "per source id")
     languages = f"{cfg.text.source_language or '?'} -> {cfg.text.target_language or '?'}"
     casing = "ALL CAPS and Title Case read as sentence case" if cfg.text.restore_case else "read as typed"
     click.echo(f"text              {languages}; {casing}")

@@ -26,20 +26,30 @@ def trim(row, cap: int) -> list[int]:
 def greedy_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray, max_lens: np.ndarray) -> list[list[int]]:
     """src_ids (B, S), src_lengths (B,), max_lens (B,) -> each sentence's ids, <eos> excluded.
 
-    Every sentence runs until its own <eos> or cap; the batch stops when all have ended.
+    Every sentence runs until its own <eos> or cap; the batch stops when all have ended. Once a
+    quarter of the rows still decoding have ended, the state drops them (decoder.select): a step's
+    cost follows the sentences still running, not the batch's longest one. Each row's arithmetic is
+    its own, so which rows share a step does not change its result. (Not where the state lives on a
+    GPU: decoder.compacts is False there, a gather through the host would cost more than it saves.)
     """
     state = encoder(src_ids, src_lengths)
-    prev = np.full(len(src_ids), SOS_ID, dtype=np.int64)
-    finished = np.zeros(len(src_ids), dtype=bool)
-    steps = []
-    for t in range(int(max_lens.max())):
+    batch, longest = len(src_ids), int(max_lens.max())
+    ids = np.full((batch, longest), PAD_ID, dtype=np.int64)  # (B, T)
+    rows = np.arange(batch)  # the sentence of each state row
+    caps = np.asarray(max_lens)
+    prev = np.full(batch, SOS_ID, dtype=np.int64)
+    ended = np.zeros(batch, dtype=bool)  # per state row
+    for t in range(longest):
         prev, _, state = decoder.step(prev, state)
-        prev = np.where(finished, PAD_ID, prev)
-        steps.append(prev)
-        finished |= (prev == EOS_ID) | (t + 1 >= max_lens)
-        if finished.all():
+        ids[rows, t] = np.where(ended, PAD_ID, prev)
+        ended |= (prev == EOS_ID) | (t + 1 >= caps)
+        n_ended = int(ended.sum())
+        if n_ended == len(rows):
             break
-    ids = np.stack(steps, axis=1)  # (B, T)
+        if 4 * n_ended >= len(rows) and getattr(decoder, "compacts", True):
+            keep = np.flatnonzero(~ended)
+            state = decoder.select(state, keep)
+            rows, caps, prev, ended = rows[keep], caps[keep], prev[keep], ended[keep]
     return [trim(row, int(cap)) for row, cap in zip(ids, max_lens)]
 
 

@@ -18,27 +18,34 @@ from runtime.fields import BOOL, LANGUAGE, POSITIVE_INT, check_fields, is_int, i
 from runtime.folder_io import (MiB, REEXPORT_HINT, Folder, ModelFolderError, check_name, opened, parse_json,
                                sha256_files)
 from runtime.prepare import TextConfig
-from runtime.state import ATTENTIONS, decoder_inputs, decoder_outputs, encoder_outputs
+from runtime.state import (ATTENTIONS, OUTPUT_LAYER_INPUTS, decoder_inputs, decoder_outputs,
+                           encoder_outputs)
 from runtime.tokenizer import SPM_FILES, TOKENIZER_FILE, TokenizerFileError, folder_files, from_folder
 from runtime.vocab import SPECIAL_IDS
 
 __all__ = ["ModelFolderError", "REEXPORT_HINT", "FolderConfig", "DecodingDefaults", "open_folder", "load_config",
            "load_tokenizer", "tokenizer_files", "graph_signatures", "parse_json"]
 
-FORMAT_VERSION = 3
-# version 1 folders (word vocabularies, decoder with `logits`) and 2 (no "text": languages unknown,
-# input read as typed) still load
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+# version 1 folders (word vocabularies, decoder with `logits`), 2 (no "text": languages unknown,
+# input read as typed) and 3 (the decoder projects onto the whole vocabulary itself: no output layer
+# graph, no shortlist) still load
+READABLE_VERSIONS = (1, 2, 3, 4)
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
+# format 4, optional, together: the target ids each source id may need, and the graph that gathers
+# those rows of the output projection (the decoder then takes them as inputs)
+SHORTLIST_FILE = "shortlist.npz"
+OUTPUT_LAYER_FILE = "output_layer.onnx"
 SOURCE_VOCAB_FILE = "source_vocabulary.json"
 TARGET_VOCAB_FILE = "target_vocabulary.json"
 SOURCE_SPM_FILE, TARGET_SPM_FILE = SPM_FILES["src"], SPM_FILES["tgt"]
 REQUIRED_FILES = (ENCODER_FILE, DECODER_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE)
 # the most the runtime reads of each file; an .onnx can't exceed protobuf's 2 GB anyway
 MAX_BYTES = {CONFIG_FILE: 1 * MiB, TOKENIZER_FILE: 1 * MiB, SOURCE_VOCAB_FILE: 64 * MiB, TARGET_VOCAB_FILE: 64 * MiB,
-             SOURCE_SPM_FILE: 64 * MiB, TARGET_SPM_FILE: 64 * MiB, ENCODER_FILE: 2048 * MiB, DECODER_FILE: 2048 * MiB}
+             SOURCE_SPM_FILE: 64 * MiB, TARGET_SPM_FILE: 64 * MiB, ENCODER_FILE: 2048 * MiB, DECODER_FILE: 2048 * MiB,
+             OUTPUT_LAYER_FILE: 2048 * MiB, SHORTLIST_FILE: 256 * MiB}
 MISSING_HINT = "create one with `python -m export onnx CHECKPOINT --out DIR`"
 
 
@@ -73,6 +80,8 @@ class FolderConfig:
     special_ids: dict = field(default_factory=lambda: dict(SPECIAL_IDS))
     decoding: DecodingDefaults = field(default_factory=DecodingDefaults)
     text: TextConfig = field(default_factory=TextConfig)  # format 3; older folders: the defaults (as they were read)
+    # format 4: {"frequent": N, "per_source": k} when the folder has shortlist.npz, else None
+    shortlist: dict | None = None
     producer: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)  # file name -> sha256 of every other file
     format_version: int = FORMAT_VERSION
@@ -95,18 +104,27 @@ def graph_signatures(cfg: FolderConfig) -> dict[str, tuple[dict, dict]]:
     The names and their order come from runtime/state.py."""
     state = ("tensor(float)", [cfg.layers, None, cfg.hidden_dim])  # (L, B, H)
     ids = ("tensor(int64)", [None])  # (B,)
+    shortlist = bool(cfg.shortlist)
+    scores = ("tensor(float)", [None, None if shortlist else cfg.tgt_vocab_size])  # (B, K): K candidates or V
     shapes = {
         "src_ids": ("tensor(int64)", [None, None]), "src_lengths": ids, "prev_ids": ids, "next_ids": ids,
-        "hidden": state, "cell": state, "log_probs": ("tensor(float)", [None, cfg.tgt_vocab_size]),
-        "logits": ("tensor(float)", [None, cfg.tgt_vocab_size]),
+        "hidden": state, "cell": state, "log_probs": scores, "logits": scores,
         "memory": ("tensor(float)", [None, None, cfg.hidden_dim]), "input_feed": ("tensor(float)", [None, cfg.hidden_dim]),
+        "keys": ("tensor(float)", [None, cfg.hidden_dim, None]), "score_bias": ("tensor(float)", [None, 1, None]),
+        "candidates": ("tensor(int64)", [None]), "out_weight": ("tensor(float)", [cfg.hidden_dim, None]),
+        "out_bias": ("tensor(float)", [None]),
     }
     shape = lambda name: shapes[name.removeprefix("new_")]
     dec_out = (("logits",) if cfg.format_version == 1 else ()) + decoder_outputs(cfg.attention)
-    return {
-        ENCODER_FILE: ({n: shape(n) for n in ("src_ids", "src_lengths")}, {n: shape(n) for n in encoder_outputs(cfg.attention)}),
-        DECODER_FILE: ({n: shape(n) for n in decoder_inputs(cfg.attention)}, {n: shape(n) for n in dec_out}),
+    enc_out = encoder_outputs(cfg.attention, cfg.format_version)
+    graphs = {
+        ENCODER_FILE: ({n: shape(n) for n in ("src_ids", "src_lengths")}, {n: shape(n) for n in enc_out}),
+        DECODER_FILE: ({n: shape(n) for n in decoder_inputs(cfg.attention, cfg.format_version, shortlist)},
+                       {n: shape(n) for n in dec_out}),
     }
+    if shortlist:
+        graphs[OUTPUT_LAYER_FILE] = ({n: shape(n) for n in OUTPUT_LAYER_INPUTS}, {n: shape(n) for n in ("out_weight", "out_bias")})
+    return graphs
 
 
 # ---- config.json's fields ------------------------------------------------------------------------
@@ -124,6 +142,9 @@ _CONFIG_FIELDS = {
     "decoding": (lambda v: isinstance(v, dict), "an object"),
     "text": (lambda v: isinstance(v, dict), "an object"),
     "producer": (lambda v: isinstance(v, dict), "an object"),
+    "shortlist": (lambda v: v is None or (isinstance(v, dict) and set(v) == {"frequent", "per_source"}
+                                          and all(is_int(x) and x >= 0 for x in v.values())),
+                  'null or {"frequent": N, "per_source": k}'),
     "files": (lambda v: isinstance(v, dict) and all(isinstance(d, str) and len(d) == 64 and
                                                     all(c in "0123456789abcdef" for c in d) for d in v.values()),
               "an object of file name -> sha256 hex digest"),
@@ -131,7 +152,7 @@ _CONFIG_FIELDS = {
 }
 _REQUIRED_FIELDS = ("src_vocab_size", "tgt_vocab_size", "emb_dim", "hidden_dim", "layers", "reverse_source",
                     "max_source_len", "opset", "files")
-_NEWER_FIELDS = {"attention": 2, "text": 3}  # fields a folder of each version has on top of version 1's
+_NEWER_FIELDS = {"attention": 2, "text": 3, "shortlist": 4}  # fields a folder of each version has on top of version 1's
 _DECODING_FIELDS = {
     "max_len_a": (lambda v: is_number(v) and v >= 0, "a finite number >= 0"),
     "max_len_b": (lambda v: is_int(v) and v >= 0, "an integer >= 0"),
@@ -162,7 +183,7 @@ def _read_config(folder: Folder) -> FolderConfig:
                              "text": TextConfig(**raw.get("text", {}))})
     for name in config.files:
         check_name(folder.path, name)
-    for name in REQUIRED_FILES:
+    for name in REQUIRED_FILES + ((SHORTLIST_FILE, OUTPUT_LAYER_FILE) if config.shortlist else ()):
         if name not in config.files:
             raise ModelFolderError(f"{folder.path}: {CONFIG_FILE} lists no checksum for {name}; {REEXPORT_HINT}")
     return config

@@ -1,9 +1,9 @@
 """Thin onnxruntime session wrappers for the encoder and the one-step decoder.
 
 On CPU they exchange numpy arrays. On CUDA the decoder state (hidden, cell; with attention also
-the input feed, the encoder's memory and the source lengths) stays on the GPU as OrtValues
-through IOBinding; only token ids (and, for beam search, log-probabilities) cross to the host
-each step.
+the input feed, the encoder's memory, keys and score bias; the batch's output layer rows) stays on
+the GPU as OrtValues through IOBinding; only token ids (and, for beam search, log-probabilities)
+cross to the host each step.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ try:
 except ImportError:  # a plain `pip install .` brings neither build; the user picks one
     ort = None
 
-from runtime.state import ENCODER_INPUTS, select_rows
+from runtime.state import ENCODER_INPUTS, OUTPUT_LAYER, select_rows
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -142,15 +142,50 @@ class _Session:
         return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self.device, 0) if self.bind else array
 
 
-class EncoderSession(_Session):
-    def __init__(self, session: ort.InferenceSession, device: str, io_binding: bool | None = None):
+class OutputLayerSession(_Session):
+    """output_layer.onnx (format 4): target ids (K,) -> the output projection's rows for them,
+    out_weight (H, K) and out_bias (K,). Once per batch: the shortlist's candidates for the batch's
+    source ids, or (no shortlist) the whole vocabulary, gathered once and kept."""
+
+    def __init__(self, session: ort.InferenceSession, device: str, vocab_size: int, shortlist=None,
+                 io_binding: bool | None = None):
         super().__init__(session, device, io_binding)
-        self.outputs = [o.name for o in session.get_outputs()]  # hidden, cell (, memory), as checked
+        self.vocab_size, self.shortlist, self._full = vocab_size, shortlist, None
+
+    def rows(self, ids: np.ndarray) -> State:
+        """ids (K,) int64, sorted -> out_weight, out_bias, candidates (as the decoder takes them)."""
+        feeds = {"candidates": ids}
+        if not self.bind:
+            weight, bias = self.session.run(["out_weight", "out_bias"], feeds)
+        else:
+            binding = self.session.io_binding()
+            binding.bind_cpu_input("candidates", ids)
+            for name in ("out_weight", "out_bias"):
+                binding.bind_output(name, self.device)
+            self.session.run_with_iobinding(binding)
+            weight, bias = binding.get_outputs()
+        return dict(zip(OUTPUT_LAYER, (weight, bias, self._on_device(ids))))
+
+    def __call__(self, src_ids: np.ndarray) -> State:
+        if self.shortlist is not None:
+            return self.rows(self.shortlist.candidates(src_ids))
+        if self._full is None:  # two threads may both build it: the same rows, no harm
+            self._full = self.rows(np.arange(self.vocab_size, dtype=np.int64))
+        return self._full
+
+
+class EncoderSession(_Session):
+    def __init__(self, session: ort.InferenceSession, device: str, io_binding: bool | None = None,
+                 output_layer: OutputLayerSession | None = None):
+        super().__init__(session, device, io_binding)
+        self.outputs = [o.name for o in session.get_outputs()]  # hidden, cell (, memory ...), as checked
+        self.output_layer = output_layer  # format 4 folders
 
     def __call__(self, src_ids: np.ndarray, src_lengths: np.ndarray) -> State:
         """src_ids (B, S) int64, src_lengths (B,) int64 -> the decoder's initial state: hidden and
-        cell (L, B, H); with attention also memory (B, S, H), src_lengths and input_feed (B, H)
-        zeros. On CUDA all of it is put on the GPU here, once per batch."""
+        cell (L, B, H); with attention also memory (B, S, H), keys (B, H, S), score_bias (B, 1, S) and
+        input_feed (B, H) zeros (a format 3 graph: src_lengths instead of keys and bias); the batch's
+        output layer rows (format 4). On CUDA all of it is put on the GPU here, once per batch."""
         names = self.outputs
         inputs = {ENCODER_INPUTS[0]: src_ids, ENCODER_INPUTS[1]: src_lengths}
         if not self.bind:
@@ -165,8 +200,11 @@ class EncoderSession(_Session):
             state = dict(zip(names, binding.get_outputs()))
         if "memory" in state:
             hidden_dim = state["hidden"].shape[-1] if not self.bind else state["hidden"].shape()[-1]
-            state["src_lengths"] = self._on_device(src_lengths)
+            if "score_bias" not in state:  # format 3: the decoder masks padding from the lengths
+                state["src_lengths"] = self._on_device(src_lengths)
             state["input_feed"] = self._on_device(np.zeros((len(src_ids), hidden_dim), dtype=np.float32))
+        if self.output_layer is not None:
+            state.update(self.output_layer(src_ids))
         return state
 
 
@@ -177,14 +215,18 @@ class DecoderSession(_Session):
         # graph order (binding order is the order of get_outputs()); a format 1 graph's `logits`
         # is left out: onnxruntime returns bound / requested outputs only
         self.outputs = [o.name for o in session.get_outputs() if o.name != "logits"]
+        self._greedy_outputs = [n for n in self.outputs if n != "log_probs"]
+        self.compacts = not self.bind  # select() goes through the host when the state is on a device
+        self._state_outputs = [(n, n[len("new_"):]) for n in self.outputs if n.startswith("new_")]
 
     def step(self, prev_ids: np.ndarray, state: State, want_log_probs: bool = False):
-        """prev_ids (B,) int64 -> (next_ids (B,) int64, log_probs (B, V) float32 or None, new state).
-        The new_* outputs replace their parts of the state; memory and lengths ride along."""
+        """prev_ids (B,) int64 -> (next_ids (B,) int64, log_probs (B, K) float32 or None, new state).
+        The new_* outputs replace their parts of the state; memory, keys and the rest ride along."""
         feeds = {name: state[name] for name in self.state_inputs}
-        names = [n for n in self.outputs if n != "log_probs" or want_log_probs]
         if not self.bind:
-            outs = dict(zip(names, self.session.run(names, {"prev_ids": prev_ids, **feeds})))
+            names = self.outputs if want_log_probs else self._greedy_outputs
+            values = self.session.run(names, {"prev_ids": prev_ids, **feeds})
+            outs = dict(zip(names, values))
         else:
             binding = self.session.io_binding()
             binding.bind_cpu_input("prev_ids", prev_ids)
@@ -197,7 +239,9 @@ class DecoderSession(_Session):
             self.session.run_with_iobinding(binding)
             outs = {n: v.numpy() if n in ("next_ids", "log_probs") else v
                     for n, v in zip(self.outputs, binding.get_outputs())}
-        new_state = {**state, **{n[len("new_"):]: v for n, v in outs.items() if n.startswith("new_")}}
+        new_state = dict(state)
+        for output, part in self._state_outputs:
+            new_state[part] = outs[output]
         return outs["next_ids"], (outs["log_probs"] if want_log_probs else None), new_state
 
     def select(self, state: State, rows: np.ndarray, same_sources: bool = False) -> State:

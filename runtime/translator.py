@@ -11,8 +11,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from runtime.model_format import (
-    DECODER_FILE, ENCODER_FILE, MAX_BEAM, REEXPORT_HINT, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, ModelFolderError,
-    graph_signatures, load_tokenizer, open_folder, parse_json,
+    DECODER_FILE, ENCODER_FILE, MAX_BEAM, OUTPUT_LAYER_FILE, REEXPORT_HINT, SHORTLIST_FILE, SOURCE_VOCAB_FILE,
+    TARGET_VOCAB_FILE, ModelFolderError, graph_signatures, load_tokenizer, open_folder, parse_json,
 )
 from runtime.pipeline import TextCodec, translate_texts
 from runtime.prepare import prepare_source
@@ -74,28 +74,38 @@ class Translator:
     """
 
     def __init__(self, model_dir: str | os.PathLike = "artifacts/onnx", device: str = "auto", threads: int | None = None,
-                 *, spinning: bool = True):
+                 *, spinning: bool = True, shortlist: bool = True, opened: tuple | None = None):
         """spinning=False: onnxruntime's worker threads sleep between operators instead of spin-waiting
         (its `session.intra_op.allow_spinning`). Spinning is faster one sentence at a time; without
         it batches decode faster and other work on the same cores (a server's requests) gets them
-        (docs/benchmarks.md, "Serving")."""
-        from runtime.sessions import DecoderSession, EncoderSession, resolve_device
+        (docs/benchmarks.md, "Serving").
+
+        shortlist=False: project onto the whole target vocabulary at every step even when the folder
+        has a shortlist (which restricts it to the target ids a batch's source ids may need).
+        opened: what runtime.model_format.open_folder(model_dir) returned, when the caller read the
+        folder already (the CLI does, while onnxruntime is imported)."""
+        from runtime.sessions import DecoderSession, EncoderSession, OutputLayerSession, resolve_device
 
         threads, self.notice = check_threads(threads)
         self.model_dir = Path(model_dir)
         # format version, field types, bounded sizes and the sha256 of every file; the bytes kept
         # are the ones hashed
-        self.config, data = open_folder(self.model_dir)
+        self.config, data = opened if opened is not None else open_folder(self.model_dir)
         self.tokenizer = load_tokenizer(self.model_dir, self.config, data)
         self.src_vocab = self._vocab(data, SOURCE_VOCAB_FILE, self.config.src_vocab_size, "src")
         self.tgt_vocab = self._vocab(data, TARGET_VOCAB_FILE, self.config.tgt_vocab_size, "tgt")
         self.device, device_notice = resolve_device(device)
         self.notice = self.notice or device_notice
+        self.shortlist = self._shortlist(data) if shortlist and self.config.shortlist else None
         sessions = {name: self._session(data[name], name, device, threads, spinning)
-                    for name in (ENCODER_FILE, DECODER_FILE)}
+                    for name in graph_signatures(self.config)}
         del data
         self._check_graphs(sessions)
-        self.encoder = EncoderSession(sessions[ENCODER_FILE], self.device)
+        output_layer = None
+        if OUTPUT_LAYER_FILE in sessions:
+            output_layer = OutputLayerSession(sessions[OUTPUT_LAYER_FILE], self.device, self.config.tgt_vocab_size,
+                                              self.shortlist)
+        self.encoder = EncoderSession(sessions[ENCODER_FILE], self.device, output_layer=output_layer)
         self.decoder = DecoderSession(sessions[DECODER_FILE], self.device)
         cfg = self.config
         self.codec = TextCodec(self.tokenizer, self.src_vocab, self.tgt_vocab, cfg.reverse_source, cfg.max_source_len,
@@ -130,6 +140,14 @@ class Translator:
             self.device, self.notice = "cpu", f"notice: {e}; running on CPU"
             return make_session(graph, "cpu", threads, spinning)
 
+    def _shortlist(self, data: dict):
+        from runtime.shortlist import Shortlist, ShortlistError
+
+        try:
+            return Shortlist.from_bytes(data[SHORTLIST_FILE], self.config.src_vocab_size, self.config.tgt_vocab_size)
+        except ShortlistError as e:
+            raise ModelFolderError(f"{self.model_dir / SHORTLIST_FILE}: {e}; {REEXPORT_HINT}") from None
+
     def _json(self, data: dict, name: str):
         return parse_json(self.model_dir, name, data[name])
 
@@ -158,7 +176,7 @@ class Translator:
     def _probe(self) -> None:
         """One tiny run of each graph with the largest id of its vocabulary, so a graph whose
         embedding or output layer doesn't match config.json fails here, not at translate time."""
-        cfg = self.config
+        cfg, last = self.config, self.config.tgt_vocab_size - 1
         try:
             src = np.array([[SOS_ID, cfg.src_vocab_size - 1, EOS_ID]], dtype=np.int64)
             state = self.encoder(src, np.array([3], dtype=np.int64))
@@ -166,16 +184,24 @@ class Translator:
             raise ModelFolderError(f"{self.model_dir / ENCODER_FILE}: fails on source id {cfg.src_vocab_size - 1} "
                                    f"(its embedding is smaller than the src_vocab_size {cfg.src_vocab_size} of config.json); "
                                    f"{REEXPORT_HINT}") from None
+        output_layer = self.encoder.output_layer
+        if output_layer is not None:
+            try:  # the largest target id's row, alone: the decoder below then scores exactly one column
+                state.update(output_layer.rows(np.array([last], dtype=np.int64)))
+            except Exception:
+                raise ModelFolderError(f"{self.model_dir / OUTPUT_LAYER_FILE}: fails on target id {last} (its output "
+                                       f"layer is smaller than the tgt_vocab_size {cfg.tgt_vocab_size} of config.json); "
+                                       f"{REEXPORT_HINT}") from None
         try:
-            next_ids, log_probs, _ = self.decoder.step(np.array([cfg.tgt_vocab_size - 1], dtype=np.int64), state,
-                                                       want_log_probs=True)
+            next_ids, log_probs, _ = self.decoder.step(np.array([last], dtype=np.int64), state, want_log_probs=True)
         except Exception:
-            raise ModelFolderError(f"{self.model_dir / DECODER_FILE}: fails on target id {cfg.tgt_vocab_size - 1} "
+            raise ModelFolderError(f"{self.model_dir / DECODER_FILE}: fails on target id {last} "
                                    f"(its embedding is smaller than the tgt_vocab_size {cfg.tgt_vocab_size} of config.json); "
                                    f"{REEXPORT_HINT}") from None
-        if log_probs.shape != (1, cfg.tgt_vocab_size) or not 0 <= int(next_ids[0]) < cfg.tgt_vocab_size:
+        columns = 1 if output_layer is not None else cfg.tgt_vocab_size
+        if log_probs.shape != (1, columns) or not 0 <= int(next_ids[0]) < cfg.tgt_vocab_size:
             raise ModelFolderError(f"{self.model_dir / DECODER_FILE}: gives {log_probs.shape[-1]} target scores, "
-                                   f"config.json says {cfg.tgt_vocab_size}; {REEXPORT_HINT}")
+                                   f"expected {columns}; {REEXPORT_HINT}")
 
     def encode(self, text: str) -> tuple[list[int] | None, bool]:
         """Text, prepared as one sentence -> source ids (None when it has no token, e.g. only

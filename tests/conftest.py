@@ -100,3 +100,9 @@ def tiny_att_onnx(tiny_att_run, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_att_onnx_int8(tiny_att_run, tmp_path_factory) -> Path:
     return _export(tmp_path_factory, "onnx_att8", tiny_att_run / "checkpoint.pth", quantize="int8")
+
+
+@pytest.fixture(scope="session")
+def tiny_att_onnx_sl(tiny_att_run, tmp_path_factory) -> Path:
+    """With the shortlist `trainer fit` built: its 1,000 frequent ids hold the tiny model's whole vocabulary."""
+    return _export(tmp_path_factory, "onnx_att_sl", tiny_att_run / "checkpoint.pth", shortlist=True)

@@ -9,8 +9,10 @@ from click.core import ParameterSource
 
 from runtime.commands import one_line_warnings, require, version_option
 from trainer.config import AugmentConfig, DataConfig, EvalConfig, ModelConfig, TrainConfig
+from trainer.shortlist import ShortlistConfig
 
 D, M, T, E = DataConfig(), ModelConfig(), TrainConfig(), EvalConfig()  # the defaults, from their one place
+SL = ShortlistConfig()
 EXPLICIT = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 AUGMENT_DEFAULT = ",".join(f"{k}={v:g}" for k, v in vars(T.augment).items())
 
@@ -193,6 +195,29 @@ def evaluate(checkpoint, max_pairs, src_col, tgt_col, src_lang, tgt_lang, device
     click.echo(f"cased BLEU = {r.bleu_cased:.2f}  chrF = {r.chrf_cased:.2f}{note}")
     for src, ref, hyp in r.samples:
         click.echo(f"\n  src: {src}\n  ref: {ref}\n  hyp: {hyp}")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--frequent", default=SL.frequent, show_default=True, type=click.IntRange(0),
+              help="The most frequent target ids, always candidates.")
+@click.option("--per-source", default=SL.per_source, show_default=True, type=click.IntRange(0),
+              help="Target ids kept for each source id.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Token cache (default: the run's).")
+@version_option()
+@_user_errors
+def shortlist(checkpoint, frequent, per_source, cache_dir):
+    """Build CHECKPOINT's lexical shortlist from its training data again and save it into the
+    checkpoint (`trainer fit` builds one with the default sizes; `export onnx --shortlist` uses it).
+
+    \b
+    trainer shortlist artifacts/checkpoint.pth --frequent 2000
+    """
+    from trainer.shortlist import ShortlistConfig, add_shortlist
+
+    sizes = add_shortlist(checkpoint, ShortlistConfig(frequent, per_source), cache_dir)
+    click.echo(f"{checkpoint}: shortlist of {sizes['frequent']} frequent + {sizes['per_source']} per source id "
+               f"(mean {sizes['mean_per_source']:.1f} filled)")
 
 
 if __name__ == "__main__":

@@ -285,7 +285,8 @@ class PairIds:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _side(self, side: str, idx: np.ndarray) -> list[np.ndarray]:
+    def side_ids(self, side: str, idx: np.ndarray) -> list[np.ndarray]:
+        """The rows at positions idx of one side as vocabulary ids (as in the corpus: no specials, not reversed)."""
         ids, offsets, _ = self.cache.side(side)
         flat, lengths = gather(ids, offsets, self.rows[idx])
         mapped = (self.src_map if side == "src" else self.tgt_map)[flat]
@@ -312,7 +313,7 @@ class PairIds:
         """idx: positions in this set -> src (B, S), src_lengths (B,), tgt (B, T), padded with <pad>.
         masks: each position's augmentation modifiers (trainer/augment.py), or None for none."""
         idx = np.asarray(idx, dtype=np.int64)
-        src_rows, tgt_rows = self._side("src", idx), self._side("tgt", idx)
+        src_rows, tgt_rows = self.side_ids("src", idx), self.side_ids("tgt", idx)
         if masks is not None:
             for k in np.flatnonzero(masks[idx]):
                 src_rows[k], tgt_rows[k] = self._rewritten(int(idx[k]), int(masks[idx[k]]))

@@ -3,7 +3,8 @@
 
 The decoder state is one dict whose names are the one-step decoder graph's inputs
 (runtime/state.py): hidden and cell (L, B, H); with attention also input_feed
-(B, H), memory (B, S, H) and src_lengths (B,). Everything that decodes passes it around whole.
+(B, H), memory (B, S, H) and src_lengths (B,), and from the first decoder step on the attention's
+keys (B, H, S) and score_bias (B, 1, S). Everything that decodes passes it around whole.
 """
 from __future__ import annotations
 
@@ -51,23 +52,31 @@ class Encoder(nn.Module):
 
 class GlobalAttention(nn.Module):
     """Luong et al. (2015) global attention, "general" score: score(h_t, m_s) = h_t^T W_a m_s.
-    The attentional state is tanh(W_c [context; h_t]) (no biases, as in OpenNMT-py)."""
+    The attentional state is tanh(W_c [context; h_t]) (no biases, as in OpenNMT-py).
+
+    W_a is applied to the memory once per batch (`keys`, B x H x S) rather than to the query at every
+    step: h_t^T (W_a m_s) is the same score, and a decoder step then only takes dot products."""
 
     def __init__(self, hidden_dim: int):
         super().__init__()
         self.linear_in = nn.Linear(hidden_dim, hidden_dim, bias=False)
         self.linear_out = nn.Linear(2 * hidden_dim, hidden_dim, bias=False)
 
-    def forward(self, query: torch.Tensor, memory: torch.Tensor, src_lengths: torch.Tensor):
-        """query (B, T, H), memory (B, S, H), src_lengths (B,) -> attentional (B, T, H), weights (B, T, S).
-
-        Padded source positions get weight exactly 0, so a sentence's result does not depend on
-        the batch it is padded into.
-        """
-        scores = torch.bmm(self.linear_in(query), memory.transpose(1, 2))  # (B, T, S)
+    def source_state(self, memory: torch.Tensor, src_lengths: torch.Tensor) -> dict:
+        """memory (B, S, H), src_lengths (B,) -> keys (B, H, S) = (W_a m_s)_s and score_bias (B, 1, S):
+        0 at a sentence's positions, -inf at its padding, which therefore gets weight exactly 0 (a
+        sentence's result does not depend on the batch it is padded into)."""
+        keys = torch.matmul(memory, self.linear_in.weight).transpose(1, 2)  # column s: W_a^T m_s
         positions = torch.arange(memory.size(1), device=memory.device)
-        padded = positions[None, None, :] >= src_lengths[:, None, None]  # (B, 1, S)
-        weights = torch.softmax(scores.float().masked_fill(padded, float("-inf")), -1).to(memory.dtype)
+        padded = positions[None, None, :] >= src_lengths.to(memory.device)[:, None, None]  # (B, 1, S)
+        bias = torch.zeros(padded.shape, dtype=torch.float32, device=memory.device).masked_fill(padded, float("-inf"))
+        return {"keys": keys, "score_bias": bias}
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor, score_bias: torch.Tensor):
+        """query (B, T, H), memory (B, S, H), keys (B, H, S), score_bias (B, 1, S) -> attentional
+        (B, T, H), weights (B, T, S)."""
+        scores = torch.bmm(query, keys)  # (B, T, S)
+        weights = torch.softmax(scores.float() + score_bias, -1).to(memory.dtype)
         context = torch.bmm(weights, memory)  # (B, T, H)
         return torch.tanh(self.linear_out(torch.cat([context, query], -1))), weights
 
@@ -89,6 +98,7 @@ class Decoder(nn.Module):
         makes each step depend on the last one's output, so with attention it steps.
         """
         emb = self.dropout(self.embedding(tokens))  # (B, T, E)
+        state = self.with_source_state(state)
         if self.attention is None:
             output, (hidden, cell) = self.lstm(emb, (state["hidden"], state["cell"]))  # (B, T, H)
             return output, {"hidden": hidden, "cell": cell}
@@ -97,12 +107,18 @@ class Decoder(nn.Module):
         feed, state, _ = self._attention_step(emb[:, 0], state)
         return feed.unsqueeze(1), state
 
+    def with_source_state(self, state: State) -> State:
+        """The state with attention's per-sentence parts (keys, score_bias) added once per batch."""
+        if self.attention is None or "keys" in state:
+            return state
+        return {**state, **self.attention.source_state(state["memory"], state["src_lengths"])}
+
     def _attention_step(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State, torch.Tensor]:
         """One step with nn.LSTM (the exported path): emb (B, E) -> attentional state (B, H),
         which is also the next step's feed, new state, attention weights (B, S)."""
         x = torch.cat([emb, state["input_feed"].to(emb.dtype)], -1).unsqueeze(1)  # (B, 1, E + H)
         output, (hidden, cell) = self.lstm(x, (state["hidden"], state["cell"]))  # (B, 1, H)
-        attentional, weights = self.attention(output, state["memory"], state["src_lengths"])
+        attentional, weights = self.attention(output, state["memory"], state["keys"], state["score_bias"])
         feed = self.dropout(attentional.squeeze(1))
         return feed, {**state, "hidden": hidden, "cell": cell, "input_feed": feed}, weights.squeeze(1)
 
@@ -130,7 +146,7 @@ class Decoder(nn.Module):
                 i, f, g, o = gates.chunk(4, -1)  # nn.LSTM's gate order
                 cell[k] = torch.sigmoid(f) * cell[k] + torch.sigmoid(i) * torch.tanh(g)
                 hidden[k] = x = torch.sigmoid(o) * torch.tanh(cell[k])
-            attentional, _ = self.attention(x.unsqueeze(1), state["memory"], state["src_lengths"])
+            attentional, _ = self.attention(x.unsqueeze(1), state["memory"], state["keys"], state["score_bias"])
             feed = self.dropout(attentional.squeeze(1))  # (B, H)
             steps.append(feed)
         new = {"hidden": torch.stack(hidden), "cell": torch.stack(cell), "input_feed": feed}
@@ -143,7 +159,7 @@ class Decoder(nn.Module):
 
     def attention_weights(self, prev: torch.Tensor, state: State) -> torch.Tensor:
         """prev (B,) -> this step's attention weights over the source (B, S) (inspection, tests)."""
-        return self._attention_step(self.embedding(prev), state)[2]
+        return self._attention_step(self.embedding(prev), self.with_source_state(state))[2]
 
 
 class Seq2Seq(nn.Module):

@@ -25,6 +25,7 @@ from trainer.data import DataError, PairIds, batch_groups, cached_tokens, split_
 from trainer.distributed import Dist, peer_failures_reported, setup, teardown
 from trainer.evaluate import loss_on
 from trainer.model import Seq2Seq
+from trainer.shortlist import shortlist_state
 from trainer.token_cache import default_workers
 
 BEST_NAME, LAST_NAME, STEPS_NAME = "checkpoint.pth", "last.pth", "steps.csv"
@@ -346,6 +347,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
         tokenizer=tokenizer.state(), data={"source": cfg.data.source, "valid": cfg.data.valid},
         text=cfg.data.text_config().to_dict(), train_config=asdict(cfg), torch_version=str(torch.__version__),
         samples=sample_sources(valid_data if len(valid_data) else train_data, tokenizer),
+        shortlist=state["shortlist"] if state and "shortlist" in state else
+        shortlist_state(train_data, len(src_vocab), len(tgt_vocab)) if dist.main else None,
     )
     deadline = time.perf_counter() + cfg.time_budget if cfg.time_budget else None
     for epoch in range(run.start_epoch, cfg.epochs + 1):

@@ -115,7 +115,7 @@ def test_int8_cli_reports_agreement_and_size(tiny_ckpt, tiny_onnx, tmp_path):
     ckpt = load_checkpoint(tiny_ckpt)
     model, src_vocab, _, tokenizer = model_from_checkpoint(ckpt)
     texts = sample_sentences(ckpt, tokenizer, src_vocab, model.cfg.max_source_len)
-    ids = [greedy_ids(f / "encoder.onnx", f / "decoder.onnx", texts, tokenizer, src_vocab, model.cfg) for f in (tiny_onnx, out)]
+    ids = [greedy_ids((f / "encoder.onnx", f / "decoder.onnx"), texts, tokenizer, src_vocab, model.cfg) for f in (tiny_onnx, out)]
     assert int(m[1]) == round(100 * sum(a == b for a, b in zip(*ids)) / len(texts))
 
 

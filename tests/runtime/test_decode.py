@@ -3,7 +3,7 @@ import numpy as np
 
 from runtime.decode import decode_rows, greedy_search
 from runtime.model_format import DecodingDefaults
-from runtime.vocab import EOS_ID, PAD_ID, SOS_ID
+from runtime.vocab import EOS_ID, SOS_ID
 
 
 class Scripted:
@@ -37,7 +37,8 @@ def test_greedy_stops_at_eos_and_caps():
     dec = Scripted([[7, 8, EOS_ID], [9]])
     assert greedy_search(dec, dec, src, lengths, np.array([10, 5])) == [[7, 8], [9, 9, 9, 9, 9]]
     assert len(dec.fed) == 5  # the batch stops when its last sentence hits its cap, not at max(caps) = 10
-    assert [int(f[0]) for f in dec.fed] == [SOS_ID, 7, 8, EOS_ID, PAD_ID]  # then <pad>, not its own tokens
+    # a sentence that ended leaves the batch: later steps feed only the one still running
+    assert [f.tolist() for f in dec.fed] == [[SOS_ID, SOS_ID], [7, 9], [8, 9], [9], [9]]
     # both end with <eos>: decoding stops at the step that emits the last one
     dec = Scripted([[7, EOS_ID], [9, 9, EOS_ID]])
     assert greedy_search(dec, dec, src, lengths, np.array([50, 50])) == [[7], [9, 9]]

@@ -1,0 +1,166 @@
+"""The one-step decoder and the output layer as ONNX graphs, built node by node from the weights.
+
+Traced from PyTorch the step had 73 nodes (Slice/Squeeze/Transpose/Constant around each LSTM
+layer, the padding mask rebuilt from the lengths at every step); at batch 1 onnxruntime's cost per
+node, not arithmetic, was most of a step. Built here it has 21 (23 with a shortlist), each the one a reader expects:
+
+    emb = Gather(E, prev_ids)                      (B, E)
+    x = [emb; input_feed] as (1, B, E + H)         (attention: input feeding)
+    per layer k: _, h_k, c_k = LSTM(x, h[k], c[k]); x = h_k      (1, B, H)
+    attention:  q = h_top as (B, 1, H); scores = q @ keys + score_bias (B, 1, S)
+                context = softmax(scores) @ memory; feed = tanh([context; q] @ W_c^T)   (B, H)
+    logits = feed @ out_weight + out_bias          (B, K) over the batch's candidate ids
+    log_probs = LogSoftmax(logits); next_ids = candidates[ArgMax(logits)]
+
+With a shortlist the output layer's rows come in as inputs (out_weight (H, K), out_bias (K,),
+candidates (K,)): once per batch output_layer.onnx gathers them, for the shortlist's candidates
+(runtime/shortlist.py) or the whole vocabulary; without one the graph holds the projection (K = V).
+Node names carry the PyTorch module names (/lstm/, /attention/, /out/) for the profiler's groups.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.state import ATTENTION_LUONG, decoder_inputs, decoder_outputs
+
+# PyTorch's LSTM gates are ordered i, f, g, o; ONNX's are i, o, f, c (g = c)
+_ONNX_GATE_ORDER = (0, 3, 1, 2)
+
+
+def _onnx_gates(w: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.split(w, 4)[g] for g in _ONNX_GATE_ORDER])
+
+
+def _lstm_weights(weights: dict, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """nn.LSTM layer `layer` -> ONNX LSTM W (1, 4H, in), R (1, 4H, H), B (1, 8H)."""
+    w = _onnx_gates(weights[f"lstm.weight_ih_l{layer}"])[None]
+    r = _onnx_gates(weights[f"lstm.weight_hh_l{layer}"])[None]
+    b = np.concatenate([_onnx_gates(weights[f"lstm.bias_ih_l{layer}"]), _onnx_gates(weights[f"lstm.bias_hh_l{layer}"])])[None]
+    return w, r, b
+
+
+# onnxruntime's CPU ArgMax walks a row one value at a time: over (32, 8000) logits it took 156 us, a
+# fifth of a step. The same index from a vectorised ReduceMax over blocks of 64, ArgMax over the 125
+# block maxima and ArgMax inside the winning block: 43 us (docs/benchmarks.md, "Profile").
+ARGMAX_BLOCK = 64
+
+
+def _blocked_argmax(node, const, logits: str, out: str, vocab: int, block: int) -> None:
+    """out (B,) = ArgMax(logits (B, V), axis -1), exactly, ties to the first index as ArgMax does:
+    the first maximal block holds the first maximal value, and ArgMax inside it finds that one."""
+    node("Reshape", [logits, const("shape_blocks", np.array([0, vocab // block, block], dtype=np.int64))],
+         ["blocks"], "/argmax/Reshape")  # (B, V / block, block)
+    node("ReduceMax", ["blocks"], ["block_max"], "/argmax/ReduceMax", axes=[2], keepdims=0)  # (B, V / block)
+    node("ArgMax", ["block_max"], ["best_block"], "/argmax/ArgMax_block", axis=1, keepdims=1)  # (B, 1)
+    node("Unsqueeze", ["best_block", const("axis2", np.array([2], dtype=np.int64))], ["best_block3"], "/argmax/Unsqueeze")
+    node("Expand", ["best_block3", const("block_shape", np.array([1, 1, block], dtype=np.int64))], ["block_index"],
+         "/argmax/Expand")  # (B, 1, block)
+    node("GatherElements", ["blocks", "block_index"], ["winner"], "/argmax/GatherElements", axis=1)  # (B, 1, block)
+    node("ArgMax", ["winner"], ["within"], "/argmax/ArgMax_within", axis=2, keepdims=0)  # (B, 1)
+    node("Mul", ["best_block", const("block_size", np.array(block, dtype=np.int64))], ["block_start"], "/argmax/Mul")
+    node("Add", ["block_start", "within"], ["index"], "/argmax/Add")
+    node("Squeeze", ["index", const("axis1", np.array([1], dtype=np.int64))], [out], "/argmax/Squeeze")  # (B,)
+
+
+def decoder_step_graph(weights: dict, cfg, opset: int, shortlist: bool = False):
+    """weights: the decoder's state_dict as float32 numpy arrays; cfg: trainer.config.ModelConfig.
+    shortlist: the output layer's rows are inputs (out_weight, out_bias, candidates), else the graph
+    holds the whole projection as constants (int8 in an int8 folder, prepacked by onnxruntime)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    h, layers, attention = cfg.hidden_dim, cfg.layers, cfg.attention == ATTENTION_LUONG
+    inits, nodes = [], []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], outputs: list[str], name: str, **attrs) -> None:
+        nodes.append(helper.make_node(op, inputs, outputs, name=name, **attrs))
+
+    node("Gather", [const("embedding.weight", weights["embedding.weight"]), "prev_ids"], ["emb"], "/embedding/Gather")
+    x = "emb"
+    if attention:
+        node("Concat", ["emb", "input_feed"], ["lstm_input"], "/Concat", axis=1)  # (B, E + H)
+        x = "lstm_input"
+    node("Unsqueeze", [x, const("axis0", np.array([0], dtype=np.int64))], ["x_0"], "/lstm/Unsqueeze")  # (1, B, in)
+    split = [f"{part}_{k}" for part in ("h", "c") for k in range(layers)]
+    node("Split", ["hidden"], split[:layers], "/lstm/Split_hidden", axis=0)  # L x (1, B, H)
+    node("Split", ["cell"], split[layers:], "/lstm/Split_cell", axis=0)
+    for k in range(layers):
+        w, r, b = _lstm_weights(weights, k)
+        node("LSTM", [f"x_{k}", const(f"lstm.W_{k}", w), const(f"lstm.R_{k}", r), const(f"lstm.B_{k}", b), "",
+                      f"h_{k}", f"c_{k}"], ["", f"x_{k + 1}", f"cell_out_{k}"], f"/lstm/LSTM_{k}", hidden_size=h)
+    node("Concat", [f"x_{k + 1}" for k in range(layers)], ["new_hidden"], "/lstm/Concat_hidden", axis=0)
+    node("Concat", [f"cell_out_{k}" for k in range(layers)], ["new_cell"], "/lstm/Concat_cell", axis=0)
+    top = f"x_{layers}"  # (1, B, H): the top layer's output
+    if attention:
+        node("Reshape", [top, const("shape_b1h", np.array([-1, 1, h], dtype=np.int64))], ["query"], "/attention/Reshape")
+        node("MatMul", ["query", "keys"], ["raw_scores"], "/attention/MatMul")  # (B, 1, S)
+        node("Add", ["raw_scores", "score_bias"], ["scores"], "/attention/Add")
+        node("Softmax", ["scores"], ["weights"], "/attention/Softmax", axis=-1)
+        node("MatMul", ["weights", "memory"], ["context"], "/attention/MatMul_1")  # (B, 1, H)
+        node("Concat", ["context", "query"], ["joined"], "/attention/Concat", axis=-1)  # (B, 1, 2H)
+        w_c = const("attention.linear_out.weight_t", weights["attention.linear_out.weight"].T)  # (2H, H)
+        node("MatMul", ["joined", w_c], ["attentional_raw"], "/attention/linear_out/MatMul")
+        node("Tanh", ["attentional_raw"], ["attentional"], "/attention/Tanh")
+        top = "attentional"
+    feed = "new_input_feed" if attention else "top"
+    node("Reshape", [top, const("shape_bh", np.array([-1, h], dtype=np.int64))], [feed], "/Reshape")  # (B, H)
+    # MatMul + Add, not Gemm: onnxruntime's quantizer rewrites a Gemm whose weight is an input into
+    # a Transpose of that weight at every step
+    if shortlist:
+        weight, bias = "out_weight", "out_bias"
+    else:
+        weight, bias = const("out.weight_t", weights["out.weight"].T), const("out.bias", weights["out.bias"])
+    node("MatMul", [feed, weight], ["raw_logits"], "/out/MatMul")  # (B, H) x (H, K)
+    node("Add", ["raw_logits", bias], ["logits"], "/out/Add")
+    node("LogSoftmax", ["logits"], ["log_probs"], "/LogSoftmax", axis=-1)
+    column = "column" if shortlist else "next_ids"
+    block = ARGMAX_BLOCK if not shortlist and cfg.tgt_vocab_size % ARGMAX_BLOCK == 0 else None
+    if block:
+        _blocked_argmax(node, const, "logits", column, cfg.tgt_vocab_size, block)
+    else:
+        node("ArgMax", ["logits"], [column], "/ArgMax", axis=-1, keepdims=0)
+    if shortlist:
+        node("Gather", ["candidates", "column"], ["next_ids"], "/out/Gather_ids")
+
+    f32, i64 = TensorProto.FLOAT, TensorProto.INT64
+    shapes = {
+        "prev_ids": (i64, ["batch"]), "next_ids": (i64, ["batch"]), "hidden": (f32, [layers, "batch", h]),
+        "cell": (f32, [layers, "batch", h]), "input_feed": (f32, ["batch", h]), "memory": (f32, ["batch", "src_len", h]),
+        "keys": (f32, ["batch", h, "src_len"]), "score_bias": (f32, ["batch", 1, "src_len"]),
+        "out_weight": (f32, [h, "candidates"]), "out_bias": (f32, ["candidates"]), "candidates": (i64, ["candidates"]),
+        "log_probs": (f32, ["batch", "candidates" if shortlist else cfg.tgt_vocab_size]),
+    }
+    info = lambda n: helper.make_tensor_value_info(n, *shapes[n.removeprefix("new_")])
+    graph = helper.make_graph(nodes, "decoder_step", [info(n) for n in decoder_inputs(cfg.attention, shortlist=shortlist)],
+                              [info(n) for n in decoder_outputs(cfg.attention)], inits)
+    return _model(helper, graph, opset)
+
+
+def output_layer_graph(weights: dict, opset: int):
+    """candidates (K,) int64 -> out_weight (H, K), out_bias (K,): the rows of the output projection,
+    gathered as whole rows (K contiguous copies, not K strided reads from each of H rows) and
+    transposed once, so every step multiplies (B, H) x (H, K) without a transpose of its own."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = weights["out.weight"]  # (V, H)
+    h = w.shape[1]
+    inits = [numpy_helper.from_array(np.ascontiguousarray(w), "out.weight"),
+             numpy_helper.from_array(weights["out.bias"], "out.bias")]
+    nodes = [helper.make_node("Gather", ["out.weight", "candidates"], ["rows"], name="/out/Gather_weight", axis=0),
+             helper.make_node("Transpose", ["rows"], ["out_weight"], name="/out/Transpose", perm=[1, 0]),
+             helper.make_node("Gather", ["out.bias", "candidates"], ["out_bias"], name="/out/Gather_bias", axis=0)]
+    f32 = TensorProto.FLOAT
+    graph = helper.make_graph(nodes, "output_layer", [helper.make_tensor_value_info("candidates", TensorProto.INT64, ["candidates"])],
+                              [helper.make_tensor_value_info("out_weight", f32, [h, "candidates"]),
+                               helper.make_tensor_value_info("out_bias", f32, ["candidates"])], inits)
+    return _model(helper, graph, opset)
+
+
+def _model(helper, graph, opset: int):
+    # IR version 8 is what the traced encoder gets at opset 17: the oldest onnxruntime (and
+    # onnxruntime-web) that runs one of the graphs runs all three
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge",
+                             ir_version=8)

@@ -1,0 +1,69 @@
+"""Model folders as earlier exporters wrote them, for the tests that older folders keep working."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+
+def write_format_3(checkpoint: Path, folder: Path, out: Path) -> Path:
+    """The folder the format 3 exporter wrote for this checkpoint: both graphs traced from PyTorch;
+    the encoder returns hidden, cell (and memory); the attention decoder takes the source lengths,
+    applies W_a to its query at every step and projects onto the whole vocabulary; no shortlist.
+    `folder`: this checkpoint's folder of today, for the vocabularies and tokenizer."""
+    import torch
+
+    from export.graphs import set_metadata, wire_sequence_lens
+    from runtime.state import (ATTENTION_DECODER_OUTPUTS, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_OUTPUTS,
+                               V3_ATTENTION_DECODER_INPUTS, V3_ATTENTION_ENCODER_OUTPUTS)
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+
+    model = model_from_checkpoint(load_checkpoint(checkpoint))[0].eval()
+    attention = model.cfg.attention == "luong"
+    enc_out = V3_ATTENTION_ENCODER_OUTPUTS if attention else ENCODER_OUTPUTS
+    dec_in = V3_ATTENTION_DECODER_INPUTS if attention else DECODER_INPUTS
+    dec_out = ATTENTION_DECODER_OUTPUTS if attention else DECODER_OUTPUTS
+
+    class Wrapper(torch.nn.Module):  # the model as a submodule: its weights are parameters, not constants
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+    class Encoder(Wrapper):
+        def forward(self, src_ids):
+            memory, (hidden, cell) = self.model.encoder.lstm(self.model.encoder.embedding(src_ids))
+            return (hidden, cell, memory) if attention else (hidden, cell)
+
+    class Step(Wrapper):
+        def forward(self, prev_ids, *state):
+            logits, new = self.model.decoder.step(prev_ids, dict(zip(dec_in[1:], state)))  # keys made in the step
+            extra = (new["input_feed"],) if attention else ()
+            return (torch.log_softmax(logits, dim=-1), new["hidden"], new["cell"], logits.argmax(-1)) + extra
+
+    shutil.copytree(folder, out)
+    for name in ("output_layer.onnx", "shortlist.npz"):
+        (out / name).unlink(missing_ok=True)
+    src, lengths = torch.randint(4, model.cfg.src_vocab_size, (3, 7)), torch.tensor([7, 5, 2])
+    with torch.no_grad():
+        example = model.encoder(src, lengths)
+    axes = lambda n: {0: "batch", 1: "src_len"} if n == "memory" else {1 if n.removeprefix("new_") in ("hidden", "cell") else 0: "batch"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Encoder().eval(), (src,), str(out / "encoder.onnx"), dynamo=False, opset_version=17,
+                          input_names=["src_ids"], output_names=list(enc_out),
+                          dynamic_axes={"src_ids": {0: "batch", 1: "src_len"}, **{n: axes(n) for n in enc_out}})
+        torch.onnx.export(Step().eval(), (torch.tensor([2, 5, 9]), *(example[n] for n in dec_in[1:])),
+                          str(out / "decoder.onnx"), dynamo=False, opset_version=17, input_names=list(dec_in),
+                          output_names=list(dec_out), dynamic_axes={n: axes(n) for n in dec_in + dec_out})
+    wire_sequence_lens(out / "encoder.onnx")
+    for graph in ("encoder.onnx", "decoder.onnx"):
+        set_metadata(out / graph, {"format_version": "3", "producer": "seq2seq-edge"})
+    config = json.loads((out / "config.json").read_text())
+    del config["shortlist"]
+    config["format_version"] = 3
+    config["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())
+                       if p.name != "config.json"}
+    (out / "config.json").write_text(json.dumps(config))
+    return out

@@ -1,0 +1,156 @@
+"""Shortlists (format 4): the candidates of a batch, exactness with the whole vocabulary, beam search
+over a restricted vocabulary, the folder checks; and older folders, which have none."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from runtime import Translator
+from runtime.model_format import ModelFolderError
+from runtime.shortlist import Shortlist, ShortlistError, to_bytes
+
+SENTENCES = ["the cat is black.", "she is tired", "where is the station?", "we will see.", "hello", "i like tea."]
+
+
+def test_candidates_are_the_union_over_the_batch_sorted():
+    by_source = np.full((8, 2), -1, dtype=np.int32)
+    by_source[5] = [30, 31]
+    by_source[6] = [31, 40]
+    by_source[0] = [-1, -1]  # <pad>: nothing of its own
+    sl = Shortlist(np.array([7, 9], dtype=np.int32), by_source, 50)
+    assert sl.candidates(np.array([[2, 5, 3]])).tolist() == [0, 1, 2, 3, 7, 9, 30, 31]
+    # a batch: both sentences' ids, each once, sorted (ties in the step's ArgMax go to the smaller id)
+    assert sl.candidates(np.array([[2, 5, 3], [2, 6, 0]])).tolist() == [0, 1, 2, 3, 7, 9, 30, 31, 40]
+    assert sl.candidates(np.array([[2, 3]])).tolist() == [0, 1, 2, 3, 7, 9]
+
+
+def test_shortlist_file_is_checked():
+    good = to_bytes(np.array([5]), np.zeros((4, 2)))
+    assert Shortlist.from_bytes(good, 4, 10).candidates(np.array([[0]])).tolist() == [0, 1, 2, 3, 5]
+    for data, why in ((b"not a zip", "not a shortlist"),
+                      (to_bytes(np.array([5]), np.zeros((3, 2))), "expected (N,) and (4, k)"),
+                      (to_bytes(np.array([10]), np.zeros((4, 2))), "outside the vocabulary"),
+                      (to_bytes(np.array([5]), np.full((4, 2), -2)), "outside the vocabulary")):
+        with pytest.raises(ShortlistError, match=re.escape(why)):
+            Shortlist.from_bytes(data, 4, 10)  # noqa: B018
+
+
+def _with_shortlist(folder, out, frequent, by_source):
+    """A copy of a shortlist folder with another shortlist.npz, hashed into its config.json."""
+    import hashlib
+
+    shutil.copytree(folder, out)
+    (out / "shortlist.npz").write_bytes(to_bytes(frequent, by_source))
+    config = json.loads((out / "config.json").read_text())
+    config["files"]["shortlist.npz"] = hashlib.sha256((out / "shortlist.npz").read_bytes()).hexdigest()
+    (out / "config.json").write_text(json.dumps(config))
+    return out
+
+
+def test_a_shortlist_of_the_whole_vocabulary_is_exact(tiny_att_onnx, tiny_att_onnx_sl, tmp_path):
+    """A shortlist holding every target id: the same translations, n-best lists and scores as the
+    folder without one; and a shortlist folder with shortlist=False (--no-shortlist) likewise."""
+    plain = Translator(tiny_att_onnx)
+    v, vs = plain.config.tgt_vocab_size, plain.config.src_vocab_size
+    short = Translator(_with_shortlist(tiny_att_onnx_sl, tmp_path / "all", np.arange(v), np.zeros((vs, 0))))
+    assert short.shortlist is not None and short.config.shortlist == {"frequent": 1000, "per_source": 100}
+    assert short.translate(SENTENCES) == plain.translate(SENTENCES)
+    assert Translator(tiny_att_onnx_sl, shortlist=False).translate(SENTENCES) == plain.translate(SENTENCES)
+    got = short.translate(SENTENCES, beam_size=4, n_best=3, return_scores=True)
+    want = plain.translate(SENTENCES, beam_size=4, n_best=3, return_scores=True)
+    assert [[h.text for h in s] for s in got] == [[h.text for h in s] for s in want]
+    assert np.allclose([h.score for s in got for h in s], [h.score for s in want for h in s], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def small_shortlist(tiny_att_run, tiny_att_onnx, tmp_path_factory):
+    """`trainer shortlist` with small sizes into a copy of the checkpoint, then `export onnx --shortlist`."""
+    d = tmp_path_factory.mktemp("small_sl")
+    shutil.copy(tiny_att_run / "checkpoint.pth", d / "checkpoint.pth")
+    cache = tiny_att_run / "cache"
+    r = subprocess.run([sys.executable, "-m", "trainer", "shortlist", str(d / "checkpoint.pth"), "--frequent", "20",
+                        "--per-source", "5", "--cache-dir", str(cache)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "shortlist of 20 frequent + 5 per source id" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "export", "onnx", str(d / "checkpoint.pth"), "--out", str(d / "onnx"),
+                        "--shortlist"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return d / "onnx"
+
+
+def test_a_small_shortlist_restricts_each_step_to_its_candidates(small_shortlist, tiny_att_onnx):
+    """Greedy emits only candidates of its batch; one step's log-probs are the whole vocabulary's
+    renormalized over the candidates (the softmax over the shortlist); beam 1 with scores = greedy."""
+    from runtime.decode import pad_batch
+
+    short, full = Translator(small_shortlist), Translator(tiny_att_onnx)
+    assert short.config.shortlist == {"frequent": 20, "per_source": 5}
+    for text in SENTENCES:
+        ids = short.encode(text)[0]
+        cand = set(short.shortlist.candidates(np.array([ids])).tolist())
+        assert len(cand) < short.config.tgt_vocab_size
+        out = short.translate(text)
+        assert set(short.tgt_vocab.ids(short.tokenizer.tokenize(out, "tgt"))) <= cand | {1}
+    src, lengths = pad_batch([short.encode(t)[0] for t in SENTENCES])
+    prev = np.full(len(SENTENCES), 2, dtype=np.int64)
+    s_state, f_state = short.encoder(src, lengths), full.encoder(src, lengths)
+    s_next, s_lp, _ = short.decoder.step(prev, s_state, want_log_probs=True)
+    _, f_lp, _ = full.decoder.step(prev, f_state, want_log_probs=True)
+    cols = s_state["candidates"]
+    assert s_lp.shape == (len(SENTENCES), len(cols)) and cols.tolist() == sorted(cols.tolist())
+    renormalized = f_lp[:, cols] - np.log(np.exp(f_lp[:, cols]).sum(-1, keepdims=True))
+    assert np.abs(s_lp - renormalized).max() < 1e-4
+    assert (s_next == cols[renormalized.argmax(-1)]).all()
+    scored = short.translate(SENTENCES, beam_size=1, return_scores=True)
+    assert [s[0].text for s in scored] == short.translate(SENTENCES)
+    nbest = short.translate(SENTENCES, beam_size=4, n_best=4, return_scores=True)
+    assert all(len(s) == 4 and [h.score for h in s] == sorted((h.score for h in s), reverse=True) for s in nbest)
+
+
+def test_export_shortlist_needs_one_in_the_checkpoint(tiny_att_run, tmp_path):
+    import torch
+
+    ckpt = torch.load(tiny_att_run / "checkpoint.pth", weights_only=True)
+    assert ckpt["shortlist"]["by_source"].shape[0] == len(ckpt["src_vocab"])  # trainer fit built one
+    del ckpt["shortlist"]
+    torch.save(ckpt, tmp_path / "old.pth")
+    r = subprocess.run([sys.executable, "-m", "export", "onnx", str(tmp_path / "old.pth"), "--out", str(tmp_path / "o"),
+                        "--shortlist"], capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "has no shortlist" in r.stderr
+    assert "trainer shortlist" in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_a_folder_naming_a_shortlist_it_lacks_is_refused(tiny_att_onnx_sl, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_att_onnx_sl, folder)
+    config = json.loads((folder / "config.json").read_text())
+    del config["files"]["shortlist.npz"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match="lists no checksum for shortlist.npz"):
+        Translator(folder)
+
+
+@pytest.fixture(scope="module")
+def v3_folder(tiny_att_run, tiny_att_onnx, tmp_path_factory):
+    from tests.runtime.old_formats import write_format_3
+
+    return write_format_3(tiny_att_run / "checkpoint.pth", tiny_att_onnx, tmp_path_factory.mktemp("v3") / "model")
+
+
+def test_format_3_attention_folder_translates_as_before(v3_folder, tiny_att_onnx):
+    """A folder from before keys and shortlists (the decoder applies W_a to its query, masks from the
+    lengths and projects onto the whole vocabulary) loads and gives the same translations and scores."""
+    import onnx
+
+    assert "src_lengths" in [i.name for i in onnx.load(str(v3_folder / "decoder.onnx")).graph.input]
+    old, now = Translator(v3_folder), Translator(tiny_att_onnx)
+    assert old.config.format_version == 3 and old.encoder.output_layer is None
+    assert old.translate(SENTENCES) == now.translate(SENTENCES)
+    got = old.translate(SENTENCES, beam_size=3, n_best=2, return_scores=True)
+    want = now.translate(SENTENCES, beam_size=3, n_best=2, return_scores=True)
+    assert [[h.text for h in s] for s in got] == [[h.text for h in s] for s in want]
+    assert np.allclose([h.score for s in got for h in s], [h.score for s in want for h in s], atol=1e-4)

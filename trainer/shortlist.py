@@ -1,0 +1,104 @@
+"""The lexical shortlist a model folder carries (runtime/shortlist.py reads it): for each source id
+the target ids it is most associated with in the training pairs, plus the most frequent target ids.
+
+Association is the Dice coefficient of co-occurrence counts, 2 c(s, t) / (c(s) + c(t)), counted over
+the token pairs of each sentence pair: it favours a source piece's translations over target pieces
+that are merely frequent (those are in the frequent list anyway). Counting is sparse (np.unique over
+s * V + t keys, chunk by chunk), so memory grows with the pairs seen, not with V squared.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from runtime.vocab import SPECIAL_IDS
+
+CHUNK = 20_000  # sentence pairs per counting step
+
+
+@dataclass
+class ShortlistConfig:
+    # measured on the 20-minute tatoeba model (docs/benchmarks.md, "Shortlist"): the sizes trade the
+    # share of sentences translated exactly as with the whole vocabulary against the rows per step
+    frequent: int = 1000
+    per_source: int = 100
+
+
+def _pair_keys(src: list[np.ndarray], tgt: list[np.ndarray], tgt_size: int) -> np.ndarray:
+    """Every (source id, target id) of each sentence pair, as s * tgt_size + t, int64."""
+    la = np.array([len(s) for s in src])
+    lb = np.array([len(t) for t in tgt])
+    if not la.size or not (la * lb).sum():
+        return np.zeros(0, dtype=np.int64)
+    src_flat, tgt_flat = np.concatenate(src).astype(np.int64), np.concatenate(tgt).astype(np.int64)
+    reps = np.repeat(lb, la)  # each source token pairs with its sentence's lb target tokens
+    tgt_start = np.repeat(np.cumsum(lb) - lb, la)  # where that sentence's targets start
+    blocks = np.cumsum(reps) - reps
+    within = np.arange(reps.sum()) - np.repeat(blocks, reps)
+    return np.repeat(src_flat, reps) * tgt_size + tgt_flat[np.repeat(tgt_start, reps) + within]
+
+
+def build_shortlist(data, src_size: int, tgt_size: int, frequent: int, per_source: int) -> tuple[np.ndarray, np.ndarray]:
+    """data: trainer.data.PairIds (training pairs as vocabulary ids) -> (frequent (N,), by_source
+    (src_size, per_source)) int32, -1 padding rows with fewer associated targets."""
+    keys, counts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    src_count, tgt_count = np.zeros(src_size, dtype=np.int64), np.zeros(tgt_size, dtype=np.int64)
+    for start in range(0, len(data), CHUNK):
+        idx = np.arange(start, min(start + CHUNK, len(data)))
+        src, tgt = data.side_ids("src", idx), data.side_ids("tgt", idx)
+        for side, count in ((src, src_count), (tgt, tgt_count)):
+            if side:
+                count += np.bincount(np.concatenate(side).astype(np.int64), minlength=len(count))
+        chunk_keys, chunk_counts = np.unique(_pair_keys(src, tgt, tgt_size), return_counts=True)
+        keys, inverse = np.unique(np.concatenate([keys, chunk_keys]), return_inverse=True)
+        counts = np.bincount(inverse, weights=np.concatenate([counts, chunk_counts])).astype(np.int64)
+    tgt_count[list(SPECIAL_IDS.values())] = 0  # the specials are always candidates (runtime/shortlist.py)
+    top = np.argsort(-tgt_count, kind="stable")[:frequent]
+    top = top[tgt_count[top] > 0]
+    s, t = np.divmod(keys, tgt_size)
+    keep = ~np.isin(t, top) & (t >= len(SPECIAL_IDS))
+    s, t, c = s[keep], t[keep], counts[keep]
+    dice = 2 * c / (src_count[s] + tgt_count[t])
+    order = np.lexsort((t, -dice, s))  # by source id, then best first (ties: smaller target id)
+    s, t = s[order], t[order]
+    rank = np.arange(len(s)) - np.searchsorted(s, s)  # position within its source id's run
+    by_source = np.full((src_size, per_source), -1, dtype=np.int32)
+    within = rank < per_source
+    by_source[s[within], rank[within]] = t[within]
+    return np.sort(top).astype(np.int32), by_source
+
+
+def shortlist_state(data, src_size: int, tgt_size: int, cfg: ShortlistConfig | None = None) -> dict:
+    """What a checkpoint keeps under "shortlist" (tensors and plain values: weights_only loads it)."""
+    import torch
+
+    cfg = cfg or ShortlistConfig()
+    frequent, by_source = build_shortlist(data, src_size, tgt_size, cfg.frequent, cfg.per_source)
+    return {"frequent": torch.from_numpy(frequent), "by_source": torch.from_numpy(by_source), "sizes": asdict(cfg)}
+
+
+def add_shortlist(checkpoint, cfg: ShortlistConfig, cache_dir: str | None = None) -> dict:
+    """Rebuilds the checkpoint's shortlist from its run's training data (the token cache, rebuilt if
+    gone) and saves the checkpoint again (temporary file, then rename) -> the sizes, and the mean
+    number of target ids per source id that the data filled."""
+    from dataclasses import replace
+
+    from runtime.tokenizer import from_state
+    from runtime.vocab import Vocab
+    from trainer.checkpoint import atomic_save, load_checkpoint
+    from trainer.config import TrainConfig
+    from trainer.distributed import Dist
+    from trainer.train import prepare_data
+
+    ckpt = load_checkpoint(checkpoint)
+    train_cfg = TrainConfig.from_dict(ckpt["train_config"])
+    if cache_dir:
+        train_cfg = replace(train_cfg, data=replace(train_cfg.data, cache_dir=cache_dir))
+    vocabs = (Vocab(ckpt["src_vocab"]), Vocab(ckpt["tgt_vocab"]))
+    train = prepare_data(train_cfg, from_state(ckpt["tokenizer"]), Dist(), vocabs)[0]
+    ckpt["shortlist"] = shortlist_state(train, len(vocabs[0]), len(vocabs[1]), cfg)
+    ckpt.pop("path", None)  # added by load_checkpoint, not saved
+    atomic_save(ckpt, checkpoint)
+    filled = (ckpt["shortlist"]["by_source"] >= 0).sum(1).float().mean().item()
+    return {**ckpt["shortlist"]["sizes"], "mean_per_source": filled}
