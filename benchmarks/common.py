@@ -14,7 +14,9 @@ SHARED = ROOT.parent / "shared" / "data"
 TATOEBA = SHARED / "tatoeba-fra"
 MULTI30K = SHARED / "multi30k"
 OUT = ROOT / "artifacts" / "bench"
-sys.path.insert(0, str(ROOT))
+# BENCH_TREE: another source tree's runtime and trainer (e.g. a `git worktree` of an earlier commit),
+# for scripts that time two trees side by side in child processes
+sys.path.insert(0, os.environ.get("BENCH_TREE", str(ROOT)))
 # the configurations earlier docs sections were measured with, pinned so their scripts still run
 # them (trainer fit's own defaults have moved on): the paper's model with the word vocabulary, the
 # defaults of 2026-11-24; and with SentencePiece, the defaults of 2026-11-26 before attention
@@ -61,10 +63,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    # ROOT first, then whatever the caller had (e.g. a carried onnxruntime-gpu on a lent GPU machine)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
-    return subprocess.run(cmd, env=env, cwd=ROOT, text=True, capture_output=True, check=True, **kw)
+def run(cmd: list[str], tree: str | None = None, **kw) -> subprocess.CompletedProcess:
+    """cmd in ROOT, or in another source tree (its code first on the path, and BENCH_TREE set)."""
+    # the tree first, then whatever the caller had (e.g. a carried onnxruntime-gpu on a lent GPU machine)
+    base = tree or str(ROOT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (base, os.environ.get("PYTHONPATH")) if p))
+    if tree:
+        env["BENCH_TREE"] = tree
+    return subprocess.run(cmd, env=env, cwd=base, text=True, capture_output=True, check=True, **kw)
 
 
 def emit(result: dict) -> None:

@@ -3,6 +3,12 @@
 The reference decodes one sentence at a time as the reference design does: an encoder call, then
 one decoder-module call per step with `argmax().item()` per token. Every row runs in its own
 process so peak RSS belongs to that configuration alone.
+
+--tree DIR times another source tree side by side (e.g. `git worktree add ../before COMMIT`): its
+exporter writes its own folders from the same checkpoint, and its rows (`before_*`) run between this
+tree's, so machine drift hits both alike. --shortlist adds rows with the checkpoint's shortlist.
+
+    python benchmarks/decode.py --checkpoint artifacts/bench/robustness/<run>/checkpoint.pth --tree ../before
 """
 from __future__ import annotations
 
@@ -18,6 +24,9 @@ from common import OUT, ROOT, TATOEBA, emit, machine, peak_rss_mb, require_share
 
 ROWS = ["reference_eager_b1", "runtime_fp32_b1", "runtime_int8_b1", "runtime_fp32_b32", "runtime_int8_b32",
         "runtime_fp32_b128", "runtime_int8_b128"]
+SHORTLIST_ROWS = ["runtime_fp32sl_b1", "runtime_int8sl_b1", "runtime_fp32sl_b32", "runtime_int8sl_b32",
+                  "runtime_int8sl_b128"]
+KINDS = {"fp32": [], "int8": ["--quantize", "int8"], "fp32sl": ["--shortlist"], "int8sl": ["--quantize", "int8", "--shortlist"]}
 
 
 def folder_mb(path: Path) -> float:
@@ -87,7 +96,7 @@ def child(args) -> None:
         times, outs = reference_row(args.checkpoint, texts, args.device)
     else:
         _, kind, b = args.row.split("_")
-        times, outs = runtime_row(args.fp32 if kind == "fp32" else args.int8, texts, int(b[1:]), args.device)
+        times, outs = runtime_row(json.loads(args.folders)[kind], texts, int(b[1:]), args.device)
     print(json.dumps({"times": times, "outs": outs, "rss_mb": peak_rss_mb(), "torch_loaded": "torch" in sys.modules}))
 
 
@@ -110,74 +119,105 @@ def cold_start(model_dir: str, repeat: int) -> dict:
             "python_startup_s": round(base, 3)}
 
 
+def export_folders(checkpoint: str, kinds, tree: str | None = None) -> dict[str, str]:
+    """The checkpoint's folders of each kind, written by this tree's exporter or another tree's."""
+    folders = {}
+    for kind in kinds:
+        folders[kind] = str(Path(checkpoint).parent / (f"onnx-before-{kind}" if tree else f"onnx-{kind}"))
+        run([sys.executable, "-m", "export", "onnx", checkpoint, "--out", folders[kind], "--force", *KINDS[kind]], tree)
+    return folders
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default=str(OUT / "tf-1.0" / "checkpoint.pth"))
     ap.add_argument("--n", type=int, default=1590, help="test sentences for batched rows")
     ap.add_argument("--n-b1", type=int, default=300, help="test sentences for batch-1 rows")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--quick", action="store_true", help="tiny run under 60 s")
+    ap.add_argument("--tree", help="another source tree to time side by side (its rows: before_*)")
+    ap.add_argument("--shortlist", action="store_true", help="also rows with the checkpoint's shortlist")
+    ap.add_argument("--quick", action="store_true", help="a 30-second default model; under 3 minutes")
     ap.add_argument("--row", help=argparse.SUPPRESS)
-    ap.add_argument("--fp32", help=argparse.SUPPRESS)
-    ap.add_argument("--int8", help=argparse.SUPPRESS)
+    ap.add_argument("--folders", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.row:
         return child(args)
     require_shared()
     if args.quick:
-        args.n, args.n_b1 = 128, 30
+        # a short but real training of the default model (SentencePiece 8,000, attention): it emits
+        # sentences of about the right length, so its steps per sentence are a trained model's
+        args.n, args.n_b1 = 256, 60
         args.checkpoint = str(OUT / "quick" / "checkpoint.pth")
-        run([sys.executable, "-m", "trainer", "fit", "--data", str(TATOEBA / "train.tsv"), "--max-pairs", "3000",
-             "--epochs", "1", "--time-budget", "5", "--min-freq", "2", "--hidden-dim", "256", "--out", str(OUT / "quick"), "--force"])
+        run([sys.executable, "-m", "trainer", "fit", "--data", str(TATOEBA / "train.tsv"), "--max-pairs", "20000",
+             "--time-budget", "30", "--out", str(OUT / "quick"), "--force"])
     elif not Path(args.checkpoint).exists():
         sys.exit(f"{args.checkpoint}: no checkpoint; run benchmarks/teacher_forcing.py first or pass --checkpoint")
-    folders = {}
-    for kind, extra in (("fp32", []), ("int8", ["--quantize", "int8"])):
-        folders[kind] = str(Path(args.checkpoint).parent / f"onnx-{kind}")
-        run([sys.executable, "-m", "export", "onnx", args.checkpoint, "--out", folders[kind], "--force", *extra])
+    args.checkpoint = str(Path(args.checkpoint).resolve())  # the other tree's processes run in that tree
+    args.tree = str(Path(args.tree).resolve()) if args.tree else None
+    kinds = ["fp32", "int8"] + (["fp32sl", "int8sl"] if args.shortlist else [])
+    trees = {"": (None, export_folders(args.checkpoint, kinds))}
+    if args.tree:
+        trees["before_"] = (args.tree, export_folders(args.checkpoint, ["fp32", "int8"], args.tree))
     rows = {}
-    for row in ROWS:
+    for row in ROWS + (SHORTLIST_ROWS if args.shortlist else []):
         if args.device == "cuda" and "int8" in row:
             continue  # dynamic int8 ops run on the CPU provider only
-        r = run([sys.executable, __file__, "--row", row, "--checkpoint", args.checkpoint, "--fp32", folders["fp32"],
-                 "--int8", folders["int8"], "--n", str(args.n), "--n-b1", str(args.n_b1), "--device", args.device])
-        rows[row] = json.loads(r.stdout.strip().splitlines()[-1])
-    ref = rows["reference_eager_b1"]
-    ref_sps = len(ref["times"]) / sum(ref["times"])
+        for prefix, (tree, folders) in trees.items():
+            if "sl_" in row and prefix:
+                continue
+            r = run([sys.executable, str(Path(__file__).resolve()), "--row", row, "--checkpoint", args.checkpoint, "--folders", json.dumps(folders),
+                     "--n", str(args.n), "--n-b1", str(args.n_b1), "--device", args.device], tree)
+            rows[prefix + row] = json.loads(r.stdout.strip().splitlines()[-1])
     import torch
 
     ckpt_mb = sum(v.numel() * v.element_size() for v in torch.load(args.checkpoint, weights_only=True)["model_state"].values()) / 1e6
     table = {}
     for name, r in rows.items():
+        prefix = "before_" if name.startswith("before_") else ""
+        ref = rows[prefix + "reference_eager_b1"]
         ts = sorted(r["times"])
         sps = len(ts) / sum(ts)
+        kind = name.removeprefix(prefix).split("_")[1]
         table[name] = {
             "ms_p50": round(1000 * statistics.median(ts), 3), "ms_p90": round(1000 * ts[int(0.9 * (len(ts) - 1))], 3),
-            "sent_per_s": round(sps, 1), "speedup": round(sps / ref_sps, 2),
-            "size_mb": round(ckpt_mb if name.startswith("reference") else folder_mb(folders["int8" if "int8" in name else "fp32"]), 2),
+            "sent_per_s": round(sps, 1), "speedup": round(sps * sum(ref["times"]) / len(ref["times"]), 2),
+            "size_mb": round(ckpt_mb if "reference" in name else folder_mb(trees[prefix][1][kind]), 2),
             "peak_rss_mb": round(r["rss_mb"], 1), "torch_loaded": r["torch_loaded"], "sentences": len(ts),
         }
-    # fidelity: onnxruntime fp32 greedy vs PyTorch greedy on the same sentences; int8 vs fp32
-    n1 = len(ref["outs"])
-    same_fp32 = sum(a == b for a, b in zip(ref["outs"], rows["runtime_fp32_b1"]["outs"])) / n1
-    fid = {"fp32_identical_to_pytorch_b1": round(same_fp32, 4)}
+    same = lambda a, b: round(sum(x == y for x, y in zip(rows[a]["outs"], rows[b]["outs"])) / len(rows[a]["outs"]), 4)
+    # fidelity: onnxruntime fp32 greedy vs PyTorch greedy on the same sentences; int8 vs fp32; shortlist vs not
+    fid = {"fp32_identical_to_pytorch_b1": same("reference_eager_b1", "runtime_fp32_b1"),
+           "fp32_b32_identical_to_b1": same("runtime_fp32_b1", "runtime_fp32_b32")}
     if "runtime_int8_b32" in rows:
-        fp, q = rows["runtime_fp32_b32"]["outs"], rows["runtime_int8_b32"]["outs"]
-        fid["int8_identical_to_fp32"] = round(sum(a == b for a, b in zip(fp, q)) / len(fp), 4)
-    fid["fp32_b32_identical_to_b1"] = round(sum(a == b for a, b in zip(rows["runtime_fp32_b1"]["outs"], rows["runtime_fp32_b32"]["outs"])) / n1, 4)
-    cold = cold_start(folders["fp32"], 3 if args.quick else 7)
-    print(f"{'configuration':22s} {'p50 ms':>8s} {'p90 ms':>8s} {'sent/s':>9s} {'speedup':>8s} {'size MB':>8s} {'RSS MB':>8s}")
+        fid["int8_identical_to_fp32"] = same("runtime_fp32_b32", "runtime_int8_b32")
+    for kind in ("fp32", "int8"):
+        if f"runtime_{kind}sl_b32" in rows:
+            fid[f"{kind}_shortlist_identical_b32"] = same(f"runtime_{kind}_b32", f"runtime_{kind}sl_b32")
+        if f"before_runtime_{kind}_b32" in rows:
+            fid[f"{kind}_b32_identical_to_before"] = same(f"runtime_{kind}_b32", f"before_runtime_{kind}_b32")
+    cold = cold_start(trees[""][1]["fp32"], 3 if args.quick else 7)
+    print(f"{'configuration':30s} {'p50 ms':>8s} {'p90 ms':>8s} {'sent/s':>9s} {'speedup':>8s} {'size MB':>8s} {'RSS MB':>8s}")
     for name, t in table.items():
-        print(f"{name:22s} {t['ms_p50']:8.2f} {t['ms_p90']:8.2f} {t['sent_per_s']:9.1f} {t['speedup']:7.1f}x "
+        print(f"{name:30s} {t['ms_p50']:8.2f} {t['ms_p90']:8.2f} {t['sent_per_s']:9.1f} {t['speedup']:7.1f}x "
               f"{t['size_mb']:8.2f} {t['peak_rss_mb']:8.1f}")
+    # after / before, for each runtime row both trees ran: the ratio of their sentences per second
+    versus = {name: round(t["sent_per_s"] / table["before_" + name]["sent_per_s"], 3)
+              for name, t in table.items() if "before_" + name in table}
+    if versus:
+        print(f"this tree / before: {versus}")
     print(f"fidelity {fid}; cold start {cold}")
-    batched = [t["sent_per_s"] for n, t in table.items() if not n.endswith("_b1") and n.startswith("runtime")]
+    batched = lambda prefix: max(t["sent_per_s"] for n, t in table.items() if n.startswith(prefix + "runtime")
+                                 and not n.endswith("_b1") and "sl_" not in n)
+    ref_sps = lambda prefix: table[prefix + "reference_eager_b1"]["sent_per_s"]
     emit({
         "speedup_fp32_b1": table["runtime_fp32_b1"]["speedup"],
         "speedup_int8_b1": table.get("runtime_int8_b1", {}).get("speedup"),
-        "speedup_batched": round(max(batched) / ref_sps, 2),
+        "speedup_batched": round(batched("") / ref_sps(""), 2),
+        **({"before": {"speedup_int8_b1": table["before_runtime_int8_b1"]["speedup"],
+                       "speedup_batched": round(batched("before_") / ref_sps("before_"), 2)},
+            "versus_before": versus} if args.tree else {}),
         "rows": table, "fidelity": fid, **cold, "device": args.device, "checkpoint": args.checkpoint,
-        "machine": machine(),
+        "tree": args.tree, "machine": machine(),
     })
 
 

@@ -35,6 +35,8 @@ def group_of(op: str, name: str) -> str:
         return "attention"
     if "/out/" in name:
         return "output projection"
+    if "/argmax/" in name:  # format 4's blocked ArgMax: ReduceMax, ArgMax, GatherElements, ...
+        return "ArgMax"
     if op in ("LogSoftmax", "ArgMax"):
         return op
     return "other (gathers, slices, casts)"
@@ -163,8 +165,11 @@ def main() -> None:
             r = profile(folder, batch, sentences, args.steps)
             results[f"{kind} b{batch}"] = r
             print(f"{kind} batch {batch}: {r['us_per_step']} us/step  {r['groups_us']}", flush=True)
-    results["roofline fp32"] = roofline(args.fp32, results["fp32 b1"]["us_per_step"], results["fp32 b32"]["us_per_step"])
-    print(f"roofline fp32: {results['roofline fp32']}", flush=True)
+    for kind, folder in (("fp32", args.fp32), ("int8", args.int8)):
+        if folder:
+            results[f"roofline {kind}"] = roofline(folder, results[f"{kind} b1"]["us_per_step"],
+                                                   results[f"{kind} b32"]["us_per_step"])
+            print(f"roofline {kind}: {results[f'roofline {kind}']}", flush=True)
     emit({"profile": results, "steps": args.steps, "machine": machine()})
 
 

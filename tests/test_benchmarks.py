@@ -56,6 +56,13 @@ def test_cuda_fidelity_quick_runs(tiny_att_onnx):
 
 @needs_shared
 @pytest.mark.slow
+def test_shortlist_quick_runs(tiny_att_run):
+    result = _quick("benchmarks/shortlist.py", "--checkpoint", str(tiny_att_run / "checkpoint.pth"))
+    assert set(result["results"]) == {"whole vocabulary", "1000+100"} and result["sentences"] == 100
+
+
+@needs_shared
+@pytest.mark.slow
 def test_profile_step_quick_runs_and_its_groups_add_up_to_the_step(tiny_att_onnx):
     result = _quick("benchmarks/profile_step.py", "--fp32", str(tiny_att_onnx))
     for key in ("fp32 b1", "fp32 b32"):

@@ -1,0 +1,98 @@
+"""The shortlist's bar: BLEU within 0.2 of the whole vocabulary and greedy output identical on at
+least 95% of the test sentences, for shortlists of several sizes built from a trained run's data
+(`trainer shortlist`, into a copy of its checkpoint), each exported with `--shortlist`, against the
+same checkpoint exported without one; with the mean candidates per batch (at batch 1 and 32) and
+the sentences per second of both (batches of 32).
+
+    python benchmarks/shortlist.py --checkpoint RUN/checkpoint.pth --task "tatoeba en-fr"
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import TASKS, emit, machine, require_shared, run
+
+SIZES = [(500, 50), (1000, 100), (2000, 100), (4000, 100)]
+
+
+def test_pairs(task: str, n: int | None) -> tuple[list[str], list[str]]:
+    from trainer.data import DataOptions, load_corpus
+
+    t = TASKS[task]
+    pairs = load_corpus(str(t["test"]), DataOptions(src_lang=t["src"], tgt_lang=t["tgt"], max_pairs=n)).pairs
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def measure(folder: Path, sources: list[str], refs: list[str], shortlist: bool) -> dict:
+    import sacrebleu
+
+    from runtime import Translator
+
+    t = Translator(folder, device="cpu", shortlist=shortlist)
+    t.translate(sources[:16])
+    start = time.perf_counter()
+    out = t.translate(sources, batch_size=32)
+    seconds = time.perf_counter() - start
+    result = {"outs": out, "bleu": round(sacrebleu.corpus_bleu(out, [refs], lowercase=True).score, 2),
+              "sent_per_s": round(len(sources) / seconds, 1)}
+    if shortlist:
+        rows = [ids for ids in (t.encode(s)[0] for s in sources) if ids]
+        order = sorted(rows, key=len)
+        result["candidates_b1"] = round(float(np.mean([len(t.shortlist.candidates(np.array([r]))) for r in rows])), 1)
+        result["candidates_b32"] = round(float(np.mean([
+            len(t.shortlist.candidates(np.concatenate(order[i: i + 32])[None])) for i in range(0, len(order), 32)])), 1)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--task", default="tatoeba en-fr", choices=list(TASKS))
+    ap.add_argument("--quantize", choices=["fp32", "int8"], default="fp32")
+    ap.add_argument("--n", type=int, help="test sentences (default: all)")
+    ap.add_argument("--sizes", help="frequent:per_source,... (default: %s)" % ",".join(f"{a}:{b}" for a, b in SIZES))
+    ap.add_argument("--quick", action="store_true", help="one size, 100 sentences")
+    args = ap.parse_args()
+    require_shared()
+    sizes = [tuple(int(x) for x in s.split(":")) for s in args.sizes.split(",")] if args.sizes else SIZES
+    if args.quick:
+        sizes, args.n = sizes[1:2], 100
+    checkpoint = Path(args.checkpoint).resolve()
+    sources, refs = test_pairs(args.task, args.n)
+    quantize = ["--quantize", "int8"] if args.quantize == "int8" else []
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="shortlist-bench-") as tmp:
+        copy = Path(tmp) / "checkpoint.pth"
+        shutil.copy(checkpoint, copy)
+        plain = Path(tmp) / "onnx"
+        run([sys.executable, "-m", "export", "onnx", str(checkpoint), "--out", str(plain), *quantize])
+        full = results["whole vocabulary"] = measure(plain, sources, refs, False)
+        for frequent, per_source in sizes:
+            run([sys.executable, "-m", "trainer", "shortlist", str(copy), "--frequent", str(frequent), "--per-source",
+                 str(per_source), "--cache-dir", str(checkpoint.parent / "cache")])
+            folder = Path(tmp) / f"onnx-{frequent}-{per_source}"
+            run([sys.executable, "-m", "export", "onnx", str(copy), "--out", str(folder), "--shortlist", *quantize])
+            short = measure(folder, sources, refs, True)
+            same = sum(a == b for a, b in zip(short["outs"], full["outs"])) / len(sources)
+            results[f"{frequent}+{per_source}"] = {**short, "identical": round(same, 4),
+                                                   "bleu_delta": round(short["bleu"] - full["bleu"], 2),
+                                                   "passes": bool(abs(short["bleu"] - full["bleu"]) <= 0.2 and same >= 0.95)}
+            r = results[f"{frequent}+{per_source}"]
+            print(f"{frequent:5d} + {per_source:3d}: BLEU {r['bleu']:.2f} ({r['bleu_delta']:+.2f}), identical "
+                  f"{same:.1%}, candidates b1 {r['candidates_b1']:.0f} / b32 {r['candidates_b32']:.0f}, "
+                  f"{r['sent_per_s']:.0f} vs {full['sent_per_s']:.0f} sent/s", flush=True)
+    for r in results.values():
+        r.pop("outs")
+    emit({"results": results, "task": args.task, "checkpoint": str(checkpoint), "quantize": args.quantize,
+          "sentences": len(sources), "machine": machine()})
+
+
+if __name__ == "__main__":
+    main()
