@@ -56,5 +56,29 @@ def onnx(checkpoint, out, opset, force, quantize, verify, shortlist):
     click.echo(f"wrote {out}")
 
 
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--out", default="artifacts/site", show_default=True, type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Replace an existing site (only once the new one is complete).")
+@version_option()
+def web(folder, out, force):
+    """Write a static site that translates in the browser with the model FOLDER (no server, no Python).
+
+    \b
+    python -m export web artifacts/onnx --out artifacts/site
+    python -m http.server -d artifacts/site 8000    # then open http://127.0.0.1:8000/
+    """
+    from export.web import WebExportError, export_web
+    from runtime.lock import Busy
+
+    try:
+        export_web(folder, out, force=force)
+    except (WebExportError, Busy) as e:
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"{getattr(e, 'filename', None) or out}: {e.strerror or e}") from None
+    click.echo(f"wrote {out}: serve it with `python -m http.server -d {out}` and open http://127.0.0.1:8000/")
+
+
 if __name__ == "__main__":
     cli()

@@ -30,6 +30,8 @@ def run_env() -> dict:
 
 
 PY = sys.executable
+# Debian's chromium, which Playwright drives (its own browser download can't run here); .ci/run installs it
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 def torch_model(checkpoint):

@@ -56,6 +56,17 @@ def test_cuda_fidelity_quick_runs(tiny_att_onnx):
 
 @needs_shared
 @pytest.mark.slow
+def test_web_quick_runs(tiny_att_onnx):
+    from tests.conftest import CHROMIUM
+
+    if not (ROOT / "web" / "dist" / "app.js").is_file() or not __import__("os").path.exists(CHROMIUM):
+        pytest.skip("needs web/dist (npm ci --prefix web && npm run build --prefix web) and chromium; CI has both")
+    result = _quick("benchmarks/web.py", "--fp32", str(tiny_att_onnx))
+    assert result["results"]["page fp32"]["page_mb"] > 14 and result["results"]["python fp32"]["b1_sent_per_s"] > 0
+
+
+@needs_shared
+@pytest.mark.slow
 def test_shortlist_quick_runs(tiny_att_run):
     result = _quick("benchmarks/shortlist.py", "--checkpoint", str(tiny_att_run / "checkpoint.pth"))
     assert set(result["results"]) == {"whole vocabulary", "1000+100"} and result["sentences"] == 100

@@ -4,7 +4,6 @@ in its own process on 127.0.0.1 and a free port."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 
 from runtime import Translator
 from trainer.data import load_corpus
-from tests.conftest import PY, ROOT, run_env
+from tests.conftest import CHROMIUM, PY, ROOT, run_env
 
 pytest.importorskip("starlette", reason="the serve extra: pip install '.[serve]'")
 TEXTS = [s for s, _ in load_corpus("builtin:test").pairs[:60]] + [
@@ -250,9 +249,6 @@ def test_a_bad_model_folder_stops_the_start_with_one_line(tmp_path):
     r = subprocess.run([PY, "-m", "runtime", "serve", "--model", str(tmp_path / "missing"), "--port", str(_free_port())],
                        capture_output=True, text=True, env=run_env(), cwd=ROOT, timeout=60)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "no model folder there" in r.stderr
-
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 def test_the_page_translates_in_a_real_browser(server, translator):

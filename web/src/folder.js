@@ -1,0 +1,37 @@
+// A model folder fetched over HTTP and checked as the Python runtime checks it (runtime/model_format.py):
+// a format version this page reads, and every file's SHA-256 against config.json before any is used.
+
+export const READABLE_VERSIONS = [1, 2, 3, 4];
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export class FolderError extends Error {}
+
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new FolderError(`${url}: ${response.status} ${response.statusText}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+function hex(buffer) {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export async function openFolder(base) {
+  const config = JSON.parse(new TextDecoder().decode(await fetchBytes(`${base}config.json`)));
+  const version = config.format_version;
+  if (!READABLE_VERSIONS.includes(version)) {
+    const fix = Number.isInteger(version) && version > 4 ? "this page is older than the model folder: export the site again"
+      : "re-export the model folder";
+    throw new FolderError(`model format version ${JSON.stringify(version)}; this page reads versions ${READABLE_VERSIONS.join(", ")}: ${fix}`);
+  }
+  const files = {};
+  for (const [name, digest] of Object.entries(config.files || {})) {
+    if (!NAME.test(name)) throw new FolderError(`config.json names a file ${JSON.stringify(name)} outside the folder`);
+    const bytes = await fetchBytes(`${base}${name}`);
+    if (hex(await crypto.subtle.digest("SHA-256", bytes)) !== digest) {
+      throw new FolderError(`${name}: sha256 does not match config.json (file changed or corrupt); refused`);
+    }
+    files[name] = bytes;
+  }
+  return { config, files };
+}
