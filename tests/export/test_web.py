@@ -94,11 +94,19 @@ def v3_folder(tiny_att_run, tiny_att_onnx, tmp_path_factory):
     return write_format_3(tiny_att_run / "checkpoint.pth", tiny_att_onnx, tmp_path_factory.mktemp("v3web") / "model")
 
 
-@pytest.mark.parametrize("folder", ["tiny_att_onnx", "tiny_onnx", "tiny_att_onnx_sl", "v3_folder"])
+@pytest.fixture(scope="module")
+def v1_folder(tiny_ckpt, tiny_onnx, tmp_path_factory):
+    from tests.runtime.test_subwords import _write_format_1
+
+    return _write_format_1(tiny_ckpt, tiny_onnx, tmp_path_factory.mktemp("v1web") / "model")
+
+
+@pytest.mark.parametrize("folder", ["tiny_att_onnx", "tiny_onnx", "tiny_att_onnx_sl", "v3_folder", "v1_folder"])
 def test_the_site_translates_as_the_python_runtime(folder, request, browser, site_of):
     """100 test sentences, several lines at once through ?q=: the page's output is the Python runtime's
     (fp32, greedy, each line whole), for the attention model (SentencePiece), the paper's model (word
-    vocabulary), a folder with a shortlist and a format 3 folder."""
+    vocabulary), a folder with a shortlist, a format 3 folder and a format 1 one (a decoder that also
+    returns `logits`, a tokenizer.json without "type")."""
     path = request.getfixturevalue(folder)
     lines = _sentences(100) + ["", "WHERE IS THE STATION?"]
     got, error = site_of(path).translate(browser, lines)
