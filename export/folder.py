@@ -94,7 +94,8 @@ def verify_graphs(source: Exported, paths, texts: list[str]) -> Report:
 
 def quantize_graphs(source: Exported, paths, texts: list[str], report: Report, verify: bool, log) -> None:
     """The graphs to int8 in place; the report gains the sizes and (verified) the greedy agreement."""
-    from export.quantize import float_weight_ops, quantize_int8, quantized_op_counts, wide_int8_weights
+    from export.quantize import (float_weight_ops, int8_output_rows, quantize_int8, quantized_op_counts,
+                                 wide_int8_weights)
     from export.verify import VerificationError, check_graphs, greedy_ids
 
     args = (texts, source.tokenizer, source.src_vocab, source.model.cfg)
@@ -104,6 +105,8 @@ def quantize_graphs(source: Exported, paths, texts: list[str], report: Report, v
         quantized = path.with_suffix(".int8.onnx")
         quantize_int8(path, quantized)
         os.replace(quantized, path)
+    if len(paths) == 3:  # a shortlist: encoder, decoder, output layer
+        int8_output_rows(paths[2], paths[1])
     left = [op for p in paths for op in float_weight_ops(p)]
     if left:
         raise ExportError(f"int8 quantization left fp32 weights in {left} ops")

@@ -77,3 +77,40 @@ def wide_int8_weights(path: Path) -> list[str]:
     m = onnx.load(str(path))
     return [i.name for i in m.graph.initializer if i.data_type == onnx.TensorProto.INT8
             and np.abs(numpy_helper.to_array(i).astype(np.int32)).max(initial=0) > WEIGHT_LIMIT]
+
+
+def int8_output_rows(output_layer: Path, decoder: Path) -> None:
+    """For a shortlist: the output layer hands the decoder its rows as the quantizer stored them (uint8
+    with the weight's scale and zero point), not dequantized, and the decoder multiplies by them with
+    onnxruntime's DynamicQuantizeMatMul. A batch-1 step then reads K bytes a row instead of 4K: with
+    fp32 rows a shortlist read as many bytes as the int8 projection over the whole vocabulary."""
+    import onnx
+    from onnx import helper
+
+    layer = onnx.load(str(output_layer))
+    dequantize = next(n for n in layer.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == "rows")
+    rows, scale, zero_point = dequantize.input
+    layer.graph.node.remove(dequantize)
+    next(n for n in layer.graph.node if n.output[0] == "out_weight").input[0] = rows
+    out = next(o for o in layer.graph.output if o.name == "out_weight")
+    inits = {i.name: i for i in layer.graph.initializer}
+    out.type.tensor_type.elem_type = inits[zero_point].data_type
+    onnx.save(layer, str(output_layer))
+
+    step = onnx.load(str(decoder))
+    matmul = next(n for n in step.graph.node if n.name == "/out/MatMul")
+    position = list(step.graph.node).index(matmul)
+    step.graph.node.remove(matmul)
+    step.graph.node.insert(position, helper.make_node(
+        "DynamicQuantizeMatMul", [matmul.input[0], "out_weight", "out_weight_scale", "out_weight_zero_point"],
+        list(matmul.output), name="/out/DynamicQuantizeMatMul", domain="com.microsoft"))
+    for name, source in (("out_weight_scale", scale), ("out_weight_zero_point", zero_point)):
+        init = onnx.TensorProto()
+        init.CopyFrom(inits[source])
+        init.name = name
+        step.graph.initializer.append(init)
+    next(i for i in step.graph.input if i.name == "out_weight").type.tensor_type.elem_type = inits[zero_point].data_type
+    if not any(o.domain == "com.microsoft" for o in step.opset_import):
+        step.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(step, str(decoder))
+

@@ -111,7 +111,9 @@ def graph_signatures(cfg: FolderConfig) -> dict[str, tuple[dict, dict]]:
         "hidden": state, "cell": state, "log_probs": scores, "logits": scores,
         "memory": ("tensor(float)", [None, None, cfg.hidden_dim]), "input_feed": ("tensor(float)", [None, cfg.hidden_dim]),
         "keys": ("tensor(float)", [None, cfg.hidden_dim, None]), "score_bias": ("tensor(float)", [None, 1, None]),
-        "candidates": ("tensor(int64)", [None]), "out_weight": ("tensor(float)", [cfg.hidden_dim, None]),
+        "candidates": ("tensor(int64)", [None]),
+        # an int8 folder's rows stay as quantized (export/quantize.py int8_output_rows)
+        "out_weight": ("tensor(uint8)" if cfg.quantization == "int8" else "tensor(float)", [cfg.hidden_dim, None]),
         "out_bias": ("tensor(float)", [None]),
     }
     shape = lambda name: shapes[name.removeprefix("new_")]

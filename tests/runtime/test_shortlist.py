@@ -154,3 +154,29 @@ def test_format_3_attention_folder_translates_as_before(v3_folder, tiny_att_onnx
     want = now.translate(SENTENCES, beam_size=3, n_best=2, return_scores=True)
     assert [[h.text for h in s] for s in got] == [[h.text for h in s] for s in want]
     assert np.allclose([h.score for s in got for h in s], [h.score for s in want for h in s], atol=1e-4)
+
+
+def test_an_int8_shortlist_multiplies_by_the_stored_int8_rows(tiny_att_run, tiny_att_onnx, tmp_path):
+    """int8 with a shortlist: the output layer hands over its rows as stored (uint8), the decoder
+    multiplies by them with DynamicQuantizeMatMul, and a step's probabilities stay within int8's
+    rounding of fp32's (a wrong scale or zero point would move them by far more)."""
+    import onnx
+
+    from export.folder import export_onnx
+    from runtime.decode import pad_batch
+
+    folder = tmp_path / "int8sl"
+    export_onnx(tiny_att_run / "checkpoint.pth", folder, quantize="int8", shortlist=True)
+    layer = onnx.load(str(folder / "output_layer.onnx"))
+    assert next(o for o in layer.graph.output if o.name == "out_weight").type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert "DynamicQuantizeMatMul" in {n.op_type for n in onnx.load(str(folder / "decoder.onnx")).graph.node}
+    short, full = Translator(folder), Translator(tiny_att_onnx)
+    src, lengths = pad_batch([full.encode(t)[0] for t in SENTENCES])
+    prev = np.full(len(SENTENCES), 2, dtype=np.int64)
+    s_state = short.encoder(src, lengths)
+    _, s_lp, _ = short.decoder.step(prev, s_state, want_log_probs=True)
+    _, f_lp, _ = full.decoder.step(prev, full.encoder(src, lengths), want_log_probs=True)
+    cols = s_state["candidates"]
+    renormalized = f_lp[:, cols] - np.log(np.exp(f_lp[:, cols]).sum(-1, keepdims=True))
+    assert np.abs(np.exp(s_lp) - np.exp(renormalized)).max() < 0.03
+    assert all(isinstance(t, str) for t in short.translate(SENTENCES))
