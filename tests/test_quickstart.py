@@ -24,11 +24,11 @@ SETUP_LAST_LINE = re.search(r"the last\s+line is `([^`]+)`", README)
 # capitals). Chosen, like the README's examples, from what every 18-epoch quickstart model translated
 # alike (seeds 0 and 1, and seed 0 with PyTorch held to AVX2, whose weights differ from AVX-512's): a
 # model of 4,308 pairs is not sure of every form of every sentence ("She is tired" without its period
-# came out "Elle est fatigué." on one of them), so only forms all three agree on are promised
+# came out "Elle est fatigué." on one of them, "We are tired" "Nous sommes fatiguées." on another), so
+# only forms all three agree on are promised (checked again with the attention keys of format 4)
 SAME_TRANSLATION = [
     ("Where is the station?", "where is the station", "Where is the station", "WHERE IS THE STATION?"),
     ("She is tired.", "she is tired", "SHE IS TIRED."),
-    ("We are tired.", "we are tired", "WE ARE TIRED."),
     ("The cat is black.", "the cat is black", "THE CAT IS BLACK."),
     ("Anna lives in Boston.", "anna lives in boston", "ANNA LIVES IN BOSTON."),
 ]
