@@ -1,8 +1,9 @@
 """The one-step decoder and the output layer as ONNX graphs, built node by node from the weights.
 
 Traced from PyTorch the step had 73 nodes (Slice/Squeeze/Transpose/Constant around each LSTM
-layer, the padding mask rebuilt from the lengths at every step); at batch 1 onnxruntime's cost per
-node, not arithmetic, was most of a step. Built here it has 21 (23 with a shortlist), each the one a reader expects:
+layer, the padding mask rebuilt from the lengths at every step). Built here it has 21 (23 with a
+shortlist), each the one a reader expects (what a step costs, and why: docs/benchmarks.md, "Decoding
+speed, format 4"):
 
     emb = Gather(E, prev_ids)                      (B, E)
     x = [emb; input_feed] as (1, B, E + H)         (attention: input feeding)

@@ -44,15 +44,19 @@ def browser():
 class Site:
     """A site written by `python -m export web` and served from 127.0.0.1."""
 
-    def __init__(self, folder: Path, out: Path):
+    def __init__(self, path: Path):
+        """A written site, served."""
+        self.path = path
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(path)))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/index.html"
+
+    @classmethod
+    def export(cls, folder: Path, out: Path) -> "Site":
         r = subprocess.run([PY, "-m", "export", "web", str(folder), "--out", str(out)], capture_output=True, text=True,
                            env=run_env(), cwd=ROOT, timeout=120)
         assert r.returncode == 0, r.stderr
-        self.path = out
-        handler = functools.partial(_Quiet, directory=str(out))
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/index.html"
+        return cls(out)
 
     def translate(self, browser, lines: list[str]) -> tuple[list[str], str]:
         """The page opened with ?q=the lines -> (its #translation lines, its #error text)."""
@@ -79,7 +83,7 @@ def site_of(tmp_path_factory):
     sites = []
 
     def make(folder):
-        sites.append(Site(folder, tmp_path_factory.mktemp("site") / "site"))
+        sites.append(Site.export(folder, tmp_path_factory.mktemp("site") / "site"))
         return sites[-1]
 
     yield make
@@ -148,11 +152,7 @@ def test_a_tampered_file_is_refused_with_a_message(browser, tmp_path, tiny_att_o
     weights = bytearray((bad / "model" / "decoder.onnx").read_bytes())
     weights[-10] ^= 1
     (bad / "model" / "decoder.onnx").write_bytes(bytes(weights))
-    bad_site = Site.__new__(Site)
-    handler = functools.partial(_Quiet, directory=str(bad))
-    bad_site.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=bad_site.server.serve_forever, daemon=True).start()
-    bad_site.url = f"http://127.0.0.1:{bad_site.server.server_port}/index.html"
+    bad_site = Site(bad)
     try:
         got, error = bad_site.translate(browser, ["hello"])
         assert got == [""] and "decoder.onnx: sha256 does not match config.json" in error and "refused" in error
