@@ -70,8 +70,11 @@ def reference_row(ckpt_path: str, texts: list[str], device: str) -> tuple[list[f
 
 
 def runtime_row(model_dir: str, texts: list[str], batch: int, device: str) -> tuple[list[float], list[str]]:
+    import runtime
     from runtime import Translator
 
+    if hasattr(runtime, "share_thread_pool"):  # as `runtime translate` runs (a tree before it: a pool per session)
+        runtime.share_thread_pool()
     t = Translator(model_dir, device=device)
     t.translate(texts[:4], batch_size=batch)  # warm-up
     times, outs = [], []

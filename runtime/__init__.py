@@ -1,7 +1,7 @@
 """Torch-free inference for exported seq2seq LSTM translators (numpy + onnxruntime)."""
 from __future__ import annotations
 
-__all__ = ["Translator"]
+__all__ = ["Translator", "share_thread_pool"]
 
 
 def __getattr__(name: str):
@@ -10,4 +10,8 @@ def __getattr__(name: str):
         from runtime.translator import Translator
 
         return Translator
+    if name == "share_thread_pool":
+        from runtime.sessions import share_thread_pool
+
+        return share_thread_pool
     raise AttributeError(name)

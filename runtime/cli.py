@@ -33,10 +33,12 @@ def _load(model: str, device: str, threads: int | None, spinning: bool = True, s
     # numpy are imported: ~50 ms of a ~350 ms cold start (docs/benchmarks.md, "Cold start")
     with ThreadPoolExecutor(1) as pool:
         opened = pool.submit(open_folder, model)
-        from runtime.sessions import DeviceError
-        from runtime.translator import Translator
+        from runtime.sessions import DeviceError, share_thread_pool, shared_pool_threads
+        from runtime.translator import Translator, check_threads
 
     try:
+        if spinning and shared_pool_threads() is None:  # `translate` owns its process: one pool for its
+            share_thread_pool(check_threads(threads)[0])  # sessions (the server's workers don't spin)
         translator = Translator(model, device=device, threads=threads, spinning=spinning, shortlist=shortlist,
                                 opened=opened.result())
     except (ModelFolderError, DeviceError, ValueError) as e:

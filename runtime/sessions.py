@@ -12,6 +12,7 @@ import functools
 import io
 import os
 import tempfile
+import threading
 
 import numpy as np
 
@@ -78,6 +79,44 @@ def load_cuda_libraries() -> str:
     return next((line.strip() for line in printed.getvalue().splitlines() if line.startswith("Failed to load")), "")
 
 
+_shared_pool: int | None = None  # the size of the process's shared pool, once made (0: all cores)
+_shared_pool_lock = threading.Lock()
+
+
+def share_thread_pool(threads: int | None = None) -> bool:
+    """Makes every onnxruntime session this process creates from now on run on one intra-op thread
+    pool of `threads` (None: all cores) instead of a pool each. -> False where this onnxruntime
+    can't (< 1.22): sessions keep pools of their own.
+
+    A pool per session leaves two pools' workers on the same cores; sharing one, the 20-minute
+    model decodes ~1.3x faster on 2 cores at batch 1 and 32 (docs/benchmarks.md). It is the
+    process's setting, not a Translator's: afterwards onnxruntime refuses any session of the
+    process that asks for a pool of its own (your own onnxruntime code must then set
+    `use_per_session_threads = False`), and a Translator's `threads` and `spinning` no longer
+    apply. So it is for a process that is ours to configure: `runtime translate` calls it; a Python
+    program calls it once, before its first Translator. A second call with another size is a
+    ValueError."""
+    global _shared_pool
+    if ort is None:
+        raise DeviceError(NO_ORT)
+    if not hasattr(ort, "set_global_thread_pool_sizes"):
+        return False
+    size = threads or 0
+    with _shared_pool_lock:
+        if _shared_pool is None:
+            ort.set_global_thread_pool_sizes(size, 1)
+            _shared_pool = size
+        elif _shared_pool != size:
+            raise ValueError(f"this process's sessions share a pool of {_shared_pool or 'all cores'} threads "
+                             f"already, not {threads or 'all cores'}")
+    return True
+
+
+def shared_pool_threads() -> int | None:
+    """None when sessions have pools of their own, else the shared pool's size (0: all cores)."""
+    return _shared_pool
+
+
 def make_session(model: bytes | os.PathLike | str, device: str, threads: int | None,
                  spinning: bool = True) -> ort.InferenceSession:
     """A session over the graph's bytes (as hashed by the folder check) or a path.
@@ -87,12 +126,15 @@ def make_session(model: bytes | os.PathLike | str, device: str, threads: int | N
     """
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if not spinning:  # workers sleep between operators (see Translator)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 4  # failures reach the user as our one-line errors, not as onnxruntime's log
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
+    if _shared_pool is not None:  # see share_thread_pool: every session of the process uses it
+        opts.use_per_session_threads = False
+    else:
+        if not spinning:  # workers sleep between operators (see Translator)
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
     providers = [(CUDA, CUDA_OPTIONS), CPU] if device == "cuda" else [CPU]
     failed = load_cuda_libraries() if device == "cuda" else ""
     if not isinstance(model, bytes):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -66,6 +67,18 @@ def check_decoding(beam_size, n_best, length_penalty, max_len, batch_size) -> No
         raise ValueError(f"length_penalty must be a finite number >= 0, got {length_penalty!r}")
 
 
+def _shared_pool_notice(threads: int | None) -> str | None:
+    """In a process whose sessions share one pool (runtime.share_thread_pool), threads asked for
+    that differ from its size do not apply: say so."""
+    from runtime.sessions import shared_pool_threads
+
+    shared = shared_pool_threads()
+    if shared is None or threads is None or threads == shared:
+        return None
+    return (f"notice: this process's sessions share one pool of {shared or 'all cores'} threads "
+            f"(runtime.share_thread_pool); threads {threads} do not apply")
+
+
 class Translator:
     """Translates with an exported model folder on onnxruntime.
 
@@ -87,18 +100,25 @@ class Translator:
         from runtime.sessions import DecoderSession, EncoderSession, OutputLayerSession, resolve_device
 
         threads, self.notice = check_threads(threads)
+        self.notice = self.notice or _shared_pool_notice(threads)
+        self._requested_device = device
         self.model_dir = Path(model_dir)
         # format version, field types, bounded sizes and the sha256 of every file; the bytes kept
         # are the ones hashed
         self.config, data = opened if opened is not None else open_folder(self.model_dir)
-        self.tokenizer = load_tokenizer(self.model_dir, self.config, data)
-        self.src_vocab = self._vocab(data, SOURCE_VOCAB_FILE, self.config.src_vocab_size, "src")
-        self.tgt_vocab = self._vocab(data, TARGET_VOCAB_FILE, self.config.tgt_vocab_size, "tgt")
         self.device, device_notice = resolve_device(device)
         self.notice = self.notice or device_notice
-        self.shortlist = self._shortlist(data) if shortlist and self.config.shortlist else None
-        sessions = {name: self._session(data[name], name, device, threads, spinning)
-                    for name in graph_signatures(self.config)}
+        # the graphs become sessions side by side, while the vocabularies load: onnxruntime parses
+        # and optimizes a graph without holding the GIL (~45 ms of a cold start, docs/benchmarks.md)
+        names = list(graph_signatures(self.config))
+        with ThreadPoolExecutor(len(names)) as pool:
+            pending = {name: pool.submit(self._session, data[name], name, threads, spinning) for name in names}
+            self.tokenizer = load_tokenizer(self.model_dir, self.config, data)
+            self.src_vocab = self._vocab(data, SOURCE_VOCAB_FILE, self.config.src_vocab_size, "src")
+            self.tgt_vocab = self._vocab(data, TARGET_VOCAB_FILE, self.config.tgt_vocab_size, "tgt")
+            self.shortlist = self._shortlist(data) if shortlist and self.config.shortlist else None
+            made = {name: future.result() for name, future in pending.items()}
+        sessions = self._on_one_device(made, data, threads, spinning)
         del data
         self._check_graphs(sessions)
         output_layer = None
@@ -112,13 +132,21 @@ class Translator:
                                cfg.text)
         self._probe()
 
-    def _session(self, graph: bytes, name: str, requested: str, threads: int | None, spinning: bool):
-        """An onnxruntime session over the graph's verified bytes; a graph onnxruntime refuses is the
-        folder's fault, named in one line."""
-        from runtime.sessions import DeviceError
+    def _session(self, graph: bytes, name: str, threads: int | None, spinning: bool, device: str | None = None):
+        """-> (an onnxruntime session over the graph's verified bytes on `device` (self.device),
+        the DeviceError that made an "auto" CUDA session fall back to the CPU, or None). A graph
+        onnxruntime refuses is the folder's fault, named in one line. Runs in a worker thread:
+        changes nothing on self."""
+        from runtime.sessions import DeviceError, make_session
 
+        device = device or self.device
         try:
-            return self._session_on_device(graph, requested, threads, spinning)
+            try:
+                return make_session(graph, device, threads, spinning), None
+            except DeviceError as e:
+                if self._requested_device != "auto":
+                    raise
+                return make_session(graph, "cpu", threads, spinning), e
         except DeviceError:
             raise
         except Exception as e:  # onnxruntime raises its own exception types for a bad graph
@@ -128,17 +156,15 @@ class Translator:
             raise ModelFolderError(f"{self.model_dir / name}: onnxruntime cannot load it ({why[:200]}); "
                                    f"{REEXPORT_HINT}") from None
 
-    def _session_on_device(self, graph: bytes, requested: str, threads: int | None, spinning: bool):
-        """On self.device; with device "auto", a CUDA provider that fails to start falls back to the CPU."""
-        from runtime.sessions import DeviceError, make_session
-
-        try:
-            return make_session(graph, self.device, threads, spinning)
-        except DeviceError as e:
-            if requested != "auto":
-                raise
-            self.device, self.notice = "cpu", f"notice: {e}; running on CPU"
-            return make_session(graph, "cpu", threads, spinning)
+    def _on_one_device(self, made: dict, data: dict, threads: int | None, spinning: bool) -> dict:
+        """made: name -> (session, fallback). With device "auto", a CUDA provider that failed to
+        start for any graph puts every graph on the CPU (a session that did start on CUDA is remade)."""
+        failed = next((why for _, why in made.values() if why is not None), None)
+        if failed is None:
+            return {name: session for name, (session, _) in made.items()}
+        self.device, self.notice = "cpu", f"notice: {failed}; running on CPU"
+        return {name: session if why is not None else self._session(data[name], name, threads, spinning, "cpu")[0]
+                for name, (session, why) in made.items()}
 
     def _shortlist(self, data: dict):
         from runtime.shortlist import Shortlist, ShortlistError

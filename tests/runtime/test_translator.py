@@ -1,5 +1,7 @@
 import json
+import os
 import shutil
+import subprocess
 import threading
 import warnings
 
@@ -11,7 +13,8 @@ from runtime.model_format import ModelFolderError
 from runtime.translator import TruncationWarning
 from trainer.data import load_corpus
 from trainer.evaluate import torch_translate
-from tests.conftest import torch_model
+from runtime.cores import usable_cores
+from tests.conftest import PY, ROOT, run_env, torch_model
 
 SENTENCES = [s for s, _ in load_corpus("builtin:test").pairs[:60]] + ["hello", "thank you", "the cat is black"]
 
@@ -188,3 +191,51 @@ def test_int8_folder_translates(tiny_onnx_int8, tiny_onnx):
     int8, fp32 = Translator(tiny_onnx_int8).translate(SENTENCES), Translator(tiny_onnx).translate(SENTENCES)
     assert len(int8) == len(SENTENCES) and all(o.strip() for o in int8)
     assert sum(a == b for a, b in zip(int8, fp32)) >= len(SENTENCES) // 2
+
+
+SHARED_POOL_PROBE = """
+import json, os, sys
+import onnxruntime  # and numpy: their own threads (OpenBLAS's) come before the count
+import runtime
+from runtime import Translator
+
+def threads():  # the process's OS threads, once those of joined Python threads are gone
+    import time
+    time.sleep(0.3)
+    return len(os.listdir("/proc/self/task"))
+
+folder, texts, shared = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "shared"
+start = threads()
+if shared:
+    assert runtime.share_thread_pool(2)
+translators = [Translator(folder, device="cpu", threads=2) for _ in range(2)]
+made = threads() - start
+other = Translator(folder, device="cpu", threads=1)  # in a shared process: the shared pool, with a notice
+try:
+    runtime.share_thread_pool(1)
+    refused = None
+except ValueError as e:
+    refused = str(e)
+print(json.dumps({"made": made, "notice": other.notice, "refused": refused,
+                  "outputs": [t.translate(texts) for t in (*translators, other)]}))
+"""
+
+
+def _probe_pool(folder, shared: bool) -> dict:
+    r = subprocess.run([PY, "-c", SHARED_POOL_PROBE, str(folder), json.dumps(SENTENCES[:20]), "shared" if shared else "own"],
+                       capture_output=True, text=True, env=run_env(), cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or usable_cores() < 2, reason="counts Linux threads; needs 2 cores")
+def test_share_thread_pool_gives_a_process_one_pool(tiny_att_onnx):
+    """After runtime.share_thread_pool(2), the sessions of two Translators (encoder and decoder
+    each) run on one pool: one worker thread made in all, against one per session without it; a
+    Translator asking for other threads says they don't apply, another size is refused; the
+    translations are the same either way."""
+    own, shared = _probe_pool(tiny_att_onnx, False), _probe_pool(tiny_att_onnx, True)
+    assert own["made"] == 4 and shared["made"] == 1, (own["made"], shared["made"])
+    assert own["notice"] is None and "share one pool of 2 threads" in shared["notice"] and "threads 1 do not apply" in shared["notice"]
+    assert shared["refused"] and "already" in shared["refused"]
+    assert own["outputs"][0] == own["outputs"][2] == shared["outputs"][0] == shared["outputs"][1] == shared["outputs"][2]
