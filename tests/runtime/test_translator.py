@@ -239,3 +239,30 @@ def test_share_thread_pool_gives_a_process_one_pool(tiny_att_onnx):
     assert own["notice"] is None and "share one pool of 2 threads" in shared["notice"] and "threads 1 do not apply" in shared["notice"]
     assert shared["refused"] and "already" in shared["refused"]
     assert own["outputs"][0] == own["outputs"][2] == shared["outputs"][0] == shared["outputs"][1] == shared["outputs"][2]
+
+
+def test_auto_device_falls_back_to_cpu_for_every_graph(tiny_att_onnx, monkeypatch):
+    """device "auto" where the CUDA provider starts for one graph but not the other (the sessions
+    are made side by side): every graph ends on the CPU, with one notice, and translates as a CPU
+    Translator does."""
+    import runtime.sessions as sessions
+
+    expected = Translator(tiny_att_onnx, device="cpu").translate(SENTENCES[:10])
+    made, real = [], sessions.make_session
+
+    def make_session(graph, device, threads, spinning=True):
+        made.append((len(graph), device))
+        if device == "cuda":
+            if len(graph) == len((tiny_att_onnx / "decoder.onnx").read_bytes()):
+                raise sessions.DeviceError("device cuda: onnxruntime could not start the CUDA provider (test)")
+            return real(graph, "cpu", threads, spinning)  # stands for a session that did start on CUDA
+        return real(graph, device, threads, spinning)
+
+    monkeypatch.setattr(sessions, "resolve_device", lambda device: ("cuda", None))
+    monkeypatch.setattr(sessions, "make_session", make_session)
+    t = Translator(tiny_att_onnx, device="auto")
+    assert t.device == "cpu" and t.encoder.device == t.decoder.device == "cpu"
+    assert t.notice == "notice: device cuda: onnxruntime could not start the CUDA provider (test); running on CPU"
+    sizes = {len((tiny_att_onnx / name).read_bytes()) for name in ("encoder.onnx", "decoder.onnx")}
+    assert {size for size, device in made if device == "cpu"} == sizes  # the encoder's CUDA session remade
+    assert t.translate(SENTENCES[:10]) == expected
