@@ -97,7 +97,8 @@ class Translator:
         has a shortlist (which restricts it to the target ids a batch's source ids may need).
         opened: what runtime.model_format.open_folder(model_dir) returned, when the caller read the
         folder already (the CLI does, while onnxruntime is imported)."""
-        from runtime.sessions import DecoderSession, EncoderSession, OutputLayerSession, resolve_device
+        from runtime.sessions import (DecoderSession, EncoderSession, OutputLayerSession, load_cuda_libraries,
+                                      resolve_device)
 
         threads, self.notice = check_threads(threads)
         self.notice = self.notice or _shared_pool_notice(threads)
@@ -109,9 +110,13 @@ class Translator:
         self.device, device_notice = resolve_device(device)
         self.notice = self.notice or device_notice
         # the graphs become sessions side by side, while the vocabularies load: onnxruntime parses
-        # and optimizes a graph without holding the GIL (~45 ms of a cold start, docs/benchmarks.md)
+        # and optimizes a graph without holding the GIL (~20 ms of a cold start, docs/benchmarks.md)
         names = list(graph_signatures(self.config))
-        with ThreadPoolExecutor(len(names)) as pool:
+        workers = len(names)
+        if self.device == "cuda":  # once, here: it redirects stdout, which is not for two threads at once;
+            load_cuda_libraries()  # and CUDA sessions one after the other, as they were measured (docs/benchmarks.md)
+            workers = 1
+        with ThreadPoolExecutor(workers) as pool:
             pending = {name: pool.submit(self._session, data[name], name, threads, spinning) for name in names}
             self.tokenizer = load_tokenizer(self.model_dir, self.config, data)
             self.src_vocab = self._vocab(data, SOURCE_VOCAB_FILE, self.config.src_vocab_size, "src")
