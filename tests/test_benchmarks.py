@@ -81,3 +81,12 @@ def test_profile_step_quick_runs_and_its_groups_add_up_to_the_step(tiny_att_onnx
         assert abs(sum(row["groups_us"].values()) - row["us_per_step"]) < 1.0, row
         assert row["groups_us"]["LSTM"] > 0 and row["groups_us"]["output projection"] > 0, row
     assert result["profile"]["roofline fp32"]["memory_bandwidth_gb_s"] > 0
+
+
+@needs_shared
+@pytest.mark.slow
+def test_shortlist_coverage_quick_runs(tiny_att_run, tiny_att_onnx):
+    result = _quick("benchmarks/shortlist_coverage.py", "--checkpoint", str(tiny_att_run / "checkpoint.pth"),
+                    "--folder", str(tiny_att_onnx))
+    assert len(result["results"]) == 9 and result["test_sentences"] <= 200
+    assert all(0 <= r["coverage_b1"] <= 1 and r["candidates_b1"] > 0 for r in result["results"].values())
