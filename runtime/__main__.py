@@ -1,3 +1,3 @@
-from runtime.cli import cli
+from runtime.cli import main
 
-cli(prog_name="runtime")
+main()

@@ -37,7 +37,7 @@ def _load(model: str, device: str, threads: int | None, spinning: bool = True, s
         from runtime.translator import Translator, check_threads
 
     try:
-        if spinning and shared_pool_threads() is None:  # `translate` owns its process: one pool for its
+        if spinning and _owns_process and shared_pool_threads() is None:  # one pool for the program's
             share_thread_pool(check_threads(threads)[0])  # sessions (the server's workers don't spin)
         translator = Translator(model, device=device, threads=threads, spinning=spinning, shortlist=shortlist,
                                 opened=opened.result())
@@ -177,6 +177,19 @@ def _silence_stdout() -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+
+
+# set by main(): the `runtime` program owns its process, so its sessions may share one thread pool
+# (runtime.share_thread_pool, a setting of the whole process); the click group called from other
+# Python code (a test's CliRunner, a program of yours) leaves the process's onnxruntime as it is
+_owns_process = False
+
+
+def main() -> None:
+    """The `runtime` program: the console script and `python -m runtime`."""
+    global _owns_process
+    _owns_process = True
+    cli(prog_name="runtime")
 
 
 @click.group()
