@@ -269,20 +269,27 @@ def test_auto_device_falls_back_to_cpu_for_every_graph(tiny_att_onnx, monkeypatc
 
 
 def test_the_runtime_program_shares_its_pool_the_click_group_in_process_does_not(tiny_att_onnx):
-    """`runtime translate` (the program: runtime.cli.main) puts its sessions on one pool; the same
-    command invoked in-process (a CliRunner, someone's program) leaves the process's onnxruntime as
-    it is, so that process's own sessions with pools of their own keep working."""
+    """`runtime translate` (the program: runtime.cli.main) puts its sessions on one pool, and numpy's
+    OpenBLAS on one thread before numpy is imported; the same command invoked in-process (a
+    CliRunner, someone's program) leaves the process's onnxruntime as it is, so that process's own
+    sessions with pools of their own keep working."""
     from click.testing import CliRunner
 
     from runtime.cli import cli
     from runtime.sessions import shared_pool_threads
 
-    probe = ("import atexit, sys, runtime.cli, runtime.sessions as s\n"
-             "atexit.register(lambda: print('pool', s.shared_pool_threads(), file=sys.stderr))\n"
+    probe = ("import atexit, os, sys, runtime.cli\n"
+             "early = 'numpy' in sys.modules\n"
+             "s = sys.modules  # runtime.sessions, imported by the program\n"
+             "atexit.register(lambda: print('pool', s['runtime.sessions'].shared_pool_threads(),\n"
+             "                              'blas', os.environ.get('OPENBLAS_NUM_THREADS'),\n"
+             "                              'numpy before main', early, file=sys.stderr))\n"
              f"sys.argv = ['runtime', 'translate', '--model', {str(tiny_att_onnx)!r}, 'hello']\n"
              "runtime.cli.main()\n")
-    r = subprocess.run([PY, "-c", probe], capture_output=True, text=True, env=run_env(), cwd=ROOT)
-    assert r.returncode == 0 and r.stderr.strip() == "pool 0", r.stderr
+    env = run_env()
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    r = subprocess.run([PY, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 0 and r.stderr.strip() == "pool 0 blas 1 numpy before main False", r.stderr
     before = shared_pool_threads()
     result = CliRunner().invoke(cli, ["translate", "--model", str(tiny_att_onnx), "hello"])
     assert result.exit_code == 0 and result.output.strip() == r.stdout.strip()
