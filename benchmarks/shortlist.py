@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--quantize", choices=["fp32", "int8"], default="fp32")
     ap.add_argument("--n", type=int, help="test sentences (default: all)")
     ap.add_argument("--sizes", help="frequent:per_source,... (default: %s)" % ",".join(f"{a}:{b}" for a, b in SIZES))
+    ap.add_argument("--from-model", action="store_true",
+                    help="lists counted over the model's own output (trainer shortlist --from-model)")
     ap.add_argument("--quick", action="store_true", help="one size, 100 sentences")
     args = ap.parse_args()
     require_shared()
@@ -76,7 +78,7 @@ def main() -> None:
         full = results["whole vocabulary"] = measure(plain, sources, refs, False)
         for frequent, per_source in sizes:
             run([sys.executable, "-m", "trainer", "shortlist", str(copy), "--frequent", str(frequent), "--per-source",
-                 str(per_source), "--cache-dir", str(checkpoint.parent / "cache")])
+                 str(per_source), "--cache-dir", str(checkpoint.parent / "cache"), *(["--from-model"] if args.from_model else [])])
             folder = Path(tmp) / f"onnx-{frequent}-{per_source}"
             run([sys.executable, "-m", "export", "onnx", str(copy), "--out", str(folder), "--shortlist", *quantize])
             short = measure(folder, sources, refs, True)
@@ -91,6 +93,7 @@ def main() -> None:
     for r in results.values():
         r.pop("outs")
     emit({"results": results, "task": args.task, "checkpoint": str(checkpoint), "quantize": args.quantize,
+          "counted_over": "the model's output" if args.from_model else "the training targets",
           "sentences": len(sources), "machine": machine()})
 
 

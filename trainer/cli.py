@@ -203,21 +203,26 @@ def evaluate(checkpoint, max_pairs, src_col, tgt_col, src_lang, tgt_lang, device
               help="The most frequent target ids, always candidates.")
 @click.option("--per-source", default=SL.per_source, show_default=True, type=click.IntRange(0),
               help="Target ids kept for each source id.")
+@click.option("--from-model", is_flag=True,
+              help="Count the model's own greedy output on the training sources instead of the training targets "
+                   "(decodes them all: minutes): the list then holds what the model writes.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Token cache (default: the run's).")
 @version_option()
 @_user_errors
-def shortlist(checkpoint, frequent, per_source, cache_dir):
+def shortlist(checkpoint, frequent, per_source, from_model, cache_dir):
     """Build CHECKPOINT's lexical shortlist from its training data again and save it into the
     checkpoint (`trainer fit` builds one with the default sizes; `export onnx --shortlist` uses it).
 
     \b
     trainer shortlist artifacts/checkpoint.pth --frequent 2000
+    trainer shortlist artifacts/checkpoint.pth --from-model --frequent 2000
     """
     from trainer.shortlist import ShortlistConfig, add_shortlist
 
-    sizes = add_shortlist(checkpoint, ShortlistConfig(frequent, per_source), cache_dir)
+    sizes = add_shortlist(checkpoint, ShortlistConfig(frequent, per_source, from_model), cache_dir)
+    counted = "; counted over the model's own output" if from_model else ""
     click.echo(f"{checkpoint}: shortlist of {sizes['frequent']} frequent + {sizes['per_source']} per source id "
-               f"(mean {sizes['mean_per_source']:.1f} filled)")
+               f"(mean {sizes['mean_per_source']:.1f} filled{counted})")
 
 
 if __name__ == "__main__":

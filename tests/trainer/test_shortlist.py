@@ -42,3 +42,54 @@ def test_specials_are_never_listed_and_chunks_add_up(monkeypatch):
     frequent, by_source = whole
     assert not set(frequent.tolist()) & {0, 1, 2, 3} and not set(by_source.ravel().tolist()) & {0, 1, 2, 3}
     assert not set(by_source.ravel().tolist()) & set(frequent.tolist())
+
+
+def test_from_model_lists_hold_every_target_the_model_writes(tiny_att_run, tiny_att_onnx, tmp_path):
+    """`trainer shortlist --from-model` counts the model's own greedy output on the training
+    sources: with lists long enough to keep every co-occurring target, each training source's
+    candidates hold all that the model (here its exported runtime folder) writes for it."""
+    import shutil
+    import subprocess
+    from dataclasses import replace
+
+    import torch
+
+    from runtime import Translator
+    from runtime.decode import decode_rows
+    from runtime.shortlist import Shortlist
+    from runtime.tokenizer import from_state
+    from runtime.vocab import EOS_ID, SOS_ID, SPECIAL_IDS, Vocab
+    from tests.conftest import PY, ROOT, run_env
+    from trainer.config import TrainConfig
+    from trainer.distributed import Dist
+    from trainer.train import prepare_data
+
+    shutil.copy(tiny_att_run / "checkpoint.pth", tmp_path / "checkpoint.pth")
+    t = Translator(tiny_att_onnx, device="cpu", shortlist=False)
+    v = t.config.tgt_vocab_size
+    r = subprocess.run([PY, "-m", "trainer", "shortlist", str(tmp_path / "checkpoint.pth"), "--from-model", "--frequent",
+                        "0", "--per-source", str(v), "--cache-dir", str(tiny_att_run / "cache")],
+                       capture_output=True, text=True, env=run_env(), cwd=ROOT)
+    assert r.returncode == 0 and "counted over the model's own output" in r.stdout, r.stderr
+    ckpt = torch.load(tmp_path / "checkpoint.pth", weights_only=True)
+    assert ckpt["shortlist"]["sizes"] == {"frequent": 0, "per_source": v, "from_model": True}
+    shortlist = Shortlist(ckpt["shortlist"]["frequent"].numpy(), ckpt["shortlist"]["by_source"].numpy(), v)
+    cfg = TrainConfig.from_dict(ckpt["train_config"])
+    cfg = replace(cfg, data=replace(cfg.data, cache_dir=str(tiny_att_run / "cache")))
+    train = prepare_data(cfg, from_state(ckpt["tokenizer"]), Dist(), (Vocab(ckpt["src_vocab"]), Vocab(ckpt["tgt_vocab"])))[0]
+    sources = train.side_ids("src", np.arange(len(train)))
+    rows = {k: [SOS_ID] + [int(x) for x in s[: t.config.max_source_len - 2]][::-1 if t.config.reverse_source else 1] + [EOS_ID]
+            for k, s in enumerate(sources)}
+    out = decode_rows(t.encoder, t.decoder, rows, t.config.decoding)
+    written_with = {}  # source id -> every target id the model wrote for a sentence holding it
+    for k, row in rows.items():
+        ids = out[k][0][0]
+        assert set(ids) <= set(shortlist.candidates(np.array([row])).tolist()), k
+        for s in sources[k].tolist():
+            written_with.setdefault(s, set()).update(ids)
+    # and nothing else: each source id's list is exactly what the model wrote beside it (lists
+    # counted over the training targets hold the references' words too)
+    for s, ids in written_with.items():
+        listed = set(shortlist.by_source[s][shortlist.by_source[s] >= 0].tolist())
+        assert listed == {i for i in ids if i >= len(SPECIAL_IDS)}, s
+    assert sum(map(len, written_with.values())) > len(written_with)  # the model wrote something
