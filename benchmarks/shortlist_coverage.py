@@ -4,9 +4,9 @@ candidates (exactly the sentences a batch-1 shortlist leaves unchanged: at each 
 argmax is a candidate, so it is also the candidates' argmax), for lists counted two ways:
 
 - reference: source pieces against the training targets (what `trainer fit` builds, Dice);
-- model: source pieces against the model's own greedy output on the training sources (decoded
-  here with the runtime), so the list holds what the model writes, its mistakes included;
-- both: the two counts together.
+- model: source pieces against the model's own greedy output on the training sources (as
+  `trainer shortlist --from-model` builds them), so the list holds what the model writes, its
+  mistakes included.
 
     python benchmarks/shortlist_coverage.py --checkpoint RUN/checkpoint.pth --folder RUN/onnx --task "tatoeba en-fr"
 """
@@ -22,46 +22,17 @@ from common import TASKS, emit, machine, require_shared
 SIZES = [(500, 50), (1000, 100), (2000, 100)]
 
 
-class CountedPairs:
-    """The sentence pairs build_shortlist counts (its `data`): lists of source and target id arrays."""
+class FirstPairs:
+    """The first n pairs of a training set (--quick), with its side_ids."""
 
-    def __init__(self, src: list[np.ndarray], tgt: list[np.ndarray]):
-        self.src, self.tgt = src, tgt
+    def __init__(self, data, n: int):
+        self.data, self.n = data, min(n, len(data))
 
     def __len__(self) -> int:
-        return len(self.src)
+        return self.n
 
     def side_ids(self, side: str, idx: np.ndarray) -> list[np.ndarray]:
-        rows = self.src if side == "src" else self.tgt
-        return [rows[i] for i in idx]
-
-
-def training_pairs(checkpoint: str, cache_dir: str | None):
-    from dataclasses import replace
-
-    from runtime.tokenizer import from_state
-    from runtime.vocab import Vocab
-    from trainer.checkpoint import load_checkpoint
-    from trainer.config import TrainConfig
-    from trainer.distributed import Dist
-    from trainer.train import prepare_data
-
-    ckpt = load_checkpoint(checkpoint)
-    cfg = TrainConfig.from_dict(ckpt["train_config"])
-    if cache_dir:
-        cfg = replace(cfg, data=replace(cfg.data, cache_dir=cache_dir))
-    train = prepare_data(cfg, from_state(ckpt["tokenizer"]), Dist(), (Vocab(ckpt["src_vocab"]), Vocab(ckpt["tgt_vocab"])))[0]
-    idx = np.arange(len(train))
-    return train.side_ids("src", idx), train.side_ids("tgt", idx)
-
-
-def greedy(translator, rows: list[list[int]]) -> list[np.ndarray]:
-    """Source id rows (<sos>, reversed as the model reads them, <eos>) -> greedy target ids."""
-    from runtime.decode import decode_rows
-
-    out = decode_rows(translator.encoder, translator.decoder, dict(enumerate(rows)), translator.config.decoding,
-                      batch_size=128)
-    return [np.array(out[i][0][0], dtype=np.int64) for i in range(len(rows))]
+        return self.data.side_ids(side, idx)
 
 
 def main() -> None:
@@ -75,30 +46,28 @@ def main() -> None:
     require_shared()
     import runtime
     from runtime import Translator
+    from runtime.decode import decode_rows
     from runtime.shortlist import Shortlist
-    from runtime.vocab import EOS_ID, SOS_ID
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
     from trainer.data import DataOptions, load_corpus
-    from trainer.shortlist import build_shortlist
+    from trainer.shortlist import ModelOutputPairs, build_shortlist, model_output, training_pairs
 
     runtime.share_thread_pool()
     t = Translator(args.folder, device="cpu", shortlist=False)
     cfg = t.config
-    src, tgt = training_pairs(args.checkpoint, args.cache_dir)
+    ckpt = load_checkpoint(args.checkpoint)
+    train = training_pairs(ckpt, args.cache_dir)
     if args.quick:
-        src, tgt = src[:5000], tgt[:5000]
+        train = FirstPairs(train, 5000)
     start = time.perf_counter()
-    rows = []
-    for s in src:
-        words = [int(x) for x in s[: cfg.max_source_len - 2]]
-        rows.append([SOS_ID] + (words[::-1] if cfg.reverse_source else words) + [EOS_ID])
-    hyp = greedy(t, rows)
+    outputs = model_output(model_from_checkpoint(ckpt)[0], train)  # as `trainer shortlist --from-model`
     decode_s = time.perf_counter() - start
     task = TASKS[args.task]
     sources = [p[0] for p in load_corpus(str(task["test"]), DataOptions(src_lang=task["src"], tgt_lang=task["tgt"])).pairs]
     test_rows = [ids for ids in (t.encode(s)[0] for s in sources[: 200 if args.quick else None]) if ids]
-    test_out = greedy(t, test_rows)
-    counted = {"reference": CountedPairs(src, tgt), "model": CountedPairs(src, hyp),
-               "both": CountedPairs(src + src, tgt + hyp)}
+    decoded = decode_rows(t.encoder, t.decoder, dict(enumerate(test_rows)), cfg.decoding)
+    test_out = [np.array(decoded[k][0][0], dtype=np.int64) for k in range(len(test_rows))]
+    counted = {"reference": train, "model": ModelOutputPairs(train, outputs)}
     results = {}
     for label, data in counted.items():
         for frequent, per_source in SIZES:
@@ -113,7 +82,7 @@ def main() -> None:
                                                            "candidates_b1": round(float(np.mean(sizes)), 1)}
             print(f"{label:9s} {frequent:4d}+{per_source:3d}: identical at batch 1 {held / len(test_rows):.1%}, "
                   f"candidates {np.mean(sizes):.0f}", flush=True)
-    emit({"results": results, "task": args.task, "training_pairs": len(src), "test_sentences": len(test_rows),
+    emit({"results": results, "task": args.task, "training_pairs": len(train), "test_sentences": len(test_rows),
           "decode_training_s": round(decode_s, 1), "checkpoint": args.checkpoint, "machine": machine()})
 
 

@@ -121,30 +121,35 @@ def shortlist_state(data, src_size: int, tgt_size: int, cfg: ShortlistConfig | N
     return {"frequent": torch.from_numpy(frequent), "by_source": torch.from_numpy(by_source), "sizes": asdict(cfg)}
 
 
-def add_shortlist(checkpoint, cfg: ShortlistConfig, cache_dir: str | None = None) -> dict:
-    """Rebuilds the checkpoint's shortlist from its run's training data (the token cache, rebuilt if
-    gone; with cfg.from_model, decoded by the model) and saves the checkpoint again (temporary file, then rename) -> the sizes, and the mean
-    number of target ids per source id that the data filled."""
+def training_pairs(ckpt: dict, cache_dir: str | None = None):
+    """A loaded checkpoint's training pairs as its vocabularies' ids (trainer.data.PairIds), from its
+    run's token cache (rebuilt if gone; cache_dir: the cache if not where the run's config says)."""
     from dataclasses import replace
 
     from runtime.tokenizer import from_state
     from runtime.vocab import Vocab
-    from trainer.checkpoint import atomic_save, load_checkpoint
     from trainer.config import TrainConfig
     from trainer.distributed import Dist
     from trainer.train import prepare_data
 
-    ckpt = load_checkpoint(checkpoint)
     train_cfg = TrainConfig.from_dict(ckpt["train_config"])
     if cache_dir:
         train_cfg = replace(train_cfg, data=replace(train_cfg.data, cache_dir=cache_dir))
     vocabs = (Vocab(ckpt["src_vocab"]), Vocab(ckpt["tgt_vocab"]))
-    train = prepare_data(train_cfg, from_state(ckpt["tokenizer"]), Dist(), vocabs)[0]
-    if cfg.from_model:
-        from trainer.checkpoint import model_from_checkpoint
+    return prepare_data(train_cfg, from_state(ckpt["tokenizer"]), Dist(), vocabs)[0]
 
+
+def add_shortlist(checkpoint, cfg: ShortlistConfig, cache_dir: str | None = None) -> dict:
+    """Rebuilds the checkpoint's shortlist from its run's training data (with cfg.from_model, its
+    sources decoded by the model) and saves the checkpoint again (temporary file, then rename) ->
+    the sizes, and the mean number of target ids per source id that the data filled."""
+    from trainer.checkpoint import atomic_save, load_checkpoint, model_from_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    train = training_pairs(ckpt, cache_dir)
+    if cfg.from_model:
         train = ModelOutputPairs(train, model_output(model_from_checkpoint(ckpt)[0], train))
-    ckpt["shortlist"] = shortlist_state(train, len(vocabs[0]), len(vocabs[1]), cfg)
+    ckpt["shortlist"] = shortlist_state(train, len(ckpt["src_vocab"]), len(ckpt["tgt_vocab"]), cfg)
     ckpt.pop("path", None)  # added by load_checkpoint, not saved
     atomic_save(ckpt, checkpoint)
     filled = (ckpt["shortlist"]["by_source"] >= 0).sum(1).float().mean().item()

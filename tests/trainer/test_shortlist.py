@@ -50,19 +50,15 @@ def test_from_model_lists_hold_every_target_the_model_writes(tiny_att_run, tiny_
     candidates hold all that the model (here its exported runtime folder) writes for it."""
     import shutil
     import subprocess
-    from dataclasses import replace
 
     import torch
 
     from runtime import Translator
     from runtime.decode import decode_rows
     from runtime.shortlist import Shortlist
-    from runtime.tokenizer import from_state
-    from runtime.vocab import EOS_ID, SOS_ID, SPECIAL_IDS, Vocab
+    from runtime.vocab import EOS_ID, SOS_ID, SPECIAL_IDS
     from tests.conftest import PY, ROOT, run_env
-    from trainer.config import TrainConfig
-    from trainer.distributed import Dist
-    from trainer.train import prepare_data
+    from trainer.shortlist import training_pairs
 
     shutil.copy(tiny_att_run / "checkpoint.pth", tmp_path / "checkpoint.pth")
     t = Translator(tiny_att_onnx, device="cpu", shortlist=False)
@@ -74,9 +70,7 @@ def test_from_model_lists_hold_every_target_the_model_writes(tiny_att_run, tiny_
     ckpt = torch.load(tmp_path / "checkpoint.pth", weights_only=True)
     assert ckpt["shortlist"]["sizes"] == {"frequent": 0, "per_source": v, "from_model": True}
     shortlist = Shortlist(ckpt["shortlist"]["frequent"].numpy(), ckpt["shortlist"]["by_source"].numpy(), v)
-    cfg = TrainConfig.from_dict(ckpt["train_config"])
-    cfg = replace(cfg, data=replace(cfg.data, cache_dir=str(tiny_att_run / "cache")))
-    train = prepare_data(cfg, from_state(ckpt["tokenizer"]), Dist(), (Vocab(ckpt["src_vocab"]), Vocab(ckpt["tgt_vocab"])))[0]
+    train = training_pairs(ckpt, str(tiny_att_run / "cache"))
     sources = train.side_ids("src", np.arange(len(train)))
     rows = {k: [SOS_ID] + [int(x) for x in s[: t.config.max_source_len - 2]][::-1 if t.config.reverse_source else 1] + [EOS_ID]
             for k, s in enumerate(sources)}
