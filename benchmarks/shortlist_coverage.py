@@ -23,7 +23,7 @@ SIZES = [(500, 50), (1000, 100), (2000, 100)]
 
 
 class FirstPairs:
-    """The first n pairs of a training set (--quick), with its side_ids."""
+    """The first n pairs of a training set (--quick); everything else as the set has it."""
 
     def __init__(self, data, n: int):
         self.data, self.n = data, min(n, len(data))
@@ -31,8 +31,8 @@ class FirstPairs:
     def __len__(self) -> int:
         return self.n
 
-    def side_ids(self, side: str, idx: np.ndarray) -> list[np.ndarray]:
-        return self.data.side_ids(side, idx)
+    def __getattr__(self, name: str):
+        return getattr(self.data, name)
 
 
 def main() -> None:

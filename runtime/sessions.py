@@ -93,7 +93,7 @@ def share_thread_pool(threads: int | None = None) -> bool:
     process's setting, not a Translator's: afterwards onnxruntime refuses any session of the
     process that asks for a pool of its own (your own onnxruntime code must then set
     `use_per_session_threads = False`), and a Translator's `threads` and `spinning` no longer
-    apply. So it is for a process that is ours to configure: `runtime translate` calls it; a Python
+    apply. So it is for a process that is ours to configure: the `runtime` program calls it; a Python
     program calls it once, before its first Translator. A second call with another size is a
     ValueError."""
     global _shared_pool

@@ -3,8 +3,9 @@ onto those rows of the output layer only (Marian's lexical shortlists, CTranslat
 
 shortlist.npz (format 4, optional) holds two int32 arrays, written by the trainer (trainer/shortlist.py):
   frequent   (N,)     the N most frequent target ids of the training data
-  by_source  (Vs, k)  for each source id, the k target ids it co-occurs with most often, as a share
-                      of its own occurrences (-1 pads a row with fewer)
+  by_source  (Vs, k)  for each source id, the k target ids most associated with it (Dice of
+                      co-occurrence over the training pairs, or over the training sources and the
+                      model's own output for them), -1 padding a row with fewer
 A batch's candidates are the special ids, the frequent ids and the rows of its source ids, unioned
 over the batch and sorted: ties between equal scores resolve to the smaller id as with the whole
 vocabulary, and a shortlist holding every id gives exactly the full softmax's output.

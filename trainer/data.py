@@ -309,6 +309,15 @@ class PairIds:
         return (np.array(self.src_vocab.ids(self.tokenizer.tokenize(src, "src")), dtype=np.int64),
                 np.array(self.tgt_vocab.ids(self.tokenizer.tokenize(tgt, "tgt")), dtype=np.int64))
 
+    def source_rows(self, idx) -> list[np.ndarray]:
+        """idx: positions in this set -> their sources as the model reads them (not augmented)."""
+        return [self._source_row(words) for words in self.side_ids("src", np.asarray(idx, dtype=np.int64))]
+
+    def _source_row(self, words: np.ndarray) -> np.ndarray:
+        """<sos>, the words (at most max_src - 2, reversed if asked), <eos>."""
+        words = words[: self.max_src - 2]
+        return np.concatenate([[SOS_ID], words[::-1] if self.reverse else words, [EOS_ID]])
+
     def batch(self, idx, masks: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """idx: positions in this set -> src (B, S), src_lengths (B,), tgt (B, T), padded with <pad>.
         masks: each position's augmentation modifiers (trainer/augment.py), or None for none."""
@@ -317,10 +326,7 @@ class PairIds:
         if masks is not None:
             for k in np.flatnonzero(masks[idx]):
                 src_rows[k], tgt_rows[k] = self._rewritten(int(idx[k]), int(masks[idx[k]]))
-        srcs = []
-        for words in src_rows:
-            words = words[: self.max_src - 2]
-            srcs.append(np.concatenate([[SOS_ID], words[::-1] if self.reverse else words, [EOS_ID]]))
+        srcs = [self._source_row(words) for words in src_rows]
         tgts = [np.concatenate([[SOS_ID], words, [EOS_ID]]) for words in tgt_rows]
         src, src_len = pad(srcs)
         tgt, _ = pad(tgts)

@@ -90,25 +90,20 @@ class ModelOutputPairs:
 
 
 def model_output(model, data, batch_size: int = 128) -> list[np.ndarray]:
-    """The model's greedy output (target ids, <eos> excluded) for every source of data, through the
-    runtime's own decoding loop (the model's PyTorch adapters), sources prepared as the model reads
-    them (<sos>, reversed if it reverses, <eos>; cut at its maximum length)."""
+    """The model's greedy output (target ids, <eos> excluded) for every source of data (as the model
+    reads them: data.source_rows), through the runtime's own decoding loop (the model's PyTorch adapters)."""
     import torch
 
     from runtime.decode import decode_rows
     from runtime.model_format import DecodingDefaults
-    from runtime.vocab import EOS_ID, SOS_ID
 
     encoder, decoder = model.eval().runtime_adapters(torch.device("cpu"))
-    cfg, out = model.cfg, []
+    out = []
     for start in range(0, len(data), CHUNK):
         idx = np.arange(start, min(start + CHUNK, len(data)))
-        rows = {}
-        for k, ids in zip(idx, data.side_ids("src", idx)):
-            words = [int(x) for x in ids[: cfg.max_source_len - 2]]
-            rows[int(k)] = [SOS_ID] + (words[::-1] if cfg.reverse_source else words) + [EOS_ID]
-        decoded = decode_rows(encoder, decoder, rows, DecodingDefaults(), batch_size=batch_size)
-        out += [np.array(decoded[int(k)][0][0], dtype=np.int64) for k in idx]
+        decoded = decode_rows(encoder, decoder, dict(enumerate(data.source_rows(idx))), DecodingDefaults(),
+                              batch_size=batch_size)
+        out += [np.array(decoded[k][0][0], dtype=np.int64) for k in range(len(idx))]
     return out
 
 

@@ -56,7 +56,7 @@ def test_from_model_lists_hold_every_target_the_model_writes(tiny_att_run, tiny_
     from runtime import Translator
     from runtime.decode import decode_rows
     from runtime.shortlist import Shortlist
-    from runtime.vocab import EOS_ID, SOS_ID, SPECIAL_IDS
+    from runtime.vocab import SPECIAL_IDS
     from tests.conftest import PY, ROOT, run_env
     from trainer.shortlist import training_pairs
 
@@ -72,8 +72,7 @@ def test_from_model_lists_hold_every_target_the_model_writes(tiny_att_run, tiny_
     shortlist = Shortlist(ckpt["shortlist"]["frequent"].numpy(), ckpt["shortlist"]["by_source"].numpy(), v)
     train = training_pairs(ckpt, str(tiny_att_run / "cache"))
     sources = train.side_ids("src", np.arange(len(train)))
-    rows = {k: [SOS_ID] + [int(x) for x in s[: t.config.max_source_len - 2]][::-1 if t.config.reverse_source else 1] + [EOS_ID]
-            for k, s in enumerate(sources)}
+    rows = dict(enumerate(train.source_rows(np.arange(len(train)))))
     out = decode_rows(t.encoder, t.decoder, rows, t.config.decoding)
     written_with = {}  # source id -> every target id the model wrote for a sentence holding it
     for k, row in rows.items():
