@@ -189,8 +189,9 @@ def main() -> None:
     """The `runtime` program: the console script and `python -m runtime`."""
     global _owns_process
     _owns_process = True
-    # numpy's OpenBLAS starts a thread per core at import (~5-10 ms of a cold start, and threads
-    # that would sit beside onnxruntime's): the runtime multiplies nothing with it
+    # numpy's OpenBLAS starts a thread per core at import, which took a core from the folder's
+    # hashing and the imports (0.289 -> 0.254 s cold start, docs/benchmarks.md); the runtime
+    # multiplies nothing with it
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     cli(prog_name="runtime")
 

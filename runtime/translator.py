@@ -114,7 +114,7 @@ class Translator:
         names = list(graph_signatures(self.config))
         workers = len(names)
         if self.device == "cuda":  # once, here: it redirects stdout, which is not for two threads at once;
-            load_cuda_libraries()  # and CUDA sessions one after the other, as they were measured (docs/benchmarks.md)
+            load_cuda_libraries()  # and CUDA sessions one after the other, as before (side by side is untried on a GPU)
             workers = 1
         with ThreadPoolExecutor(workers) as pool:
             pending = {name: pool.submit(self._session, data[name], name, threads, spinning) for name in names}
@@ -163,7 +163,8 @@ class Translator:
 
     def _on_one_device(self, made: dict, data: dict, threads: int | None, spinning: bool) -> dict:
         """made: name -> (session, fallback). With device "auto", a CUDA provider that failed to
-        start for any graph puts every graph on the CPU (a session that did start on CUDA is remade)."""
+        start for any graph puts every graph on the CPU (a session that did start on CUDA, for a
+        graph made before the failing one, is remade)."""
         failed = next((why for _, why in made.values() if why is not None), None)
         if failed is None:
             return {name: session for name, (session, _) in made.items()}

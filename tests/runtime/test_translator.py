@@ -242,8 +242,8 @@ def test_share_thread_pool_gives_a_process_one_pool(tiny_att_onnx):
 
 
 def test_auto_device_falls_back_to_cpu_for_every_graph(tiny_att_onnx, monkeypatch):
-    """device "auto" where the CUDA provider starts for one graph but not the other (the sessions
-    are made side by side): every graph ends on the CPU, with one notice, and translates as a CPU
+    """device "auto" where the CUDA provider starts for one graph but not the next: every graph ends
+    on the CPU (the first one's CUDA session remade), with one notice, and translates as a CPU
     Translator does."""
     import runtime.sessions as sessions
 
