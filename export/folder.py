@@ -80,12 +80,15 @@ def _build(source: Exported, tmp: Path, opset: int, quantize: str | None, verify
 
 
 def verify_graphs(source: Exported, paths, texts: list[str]) -> Report:
-    """onnx.checker, then onnxruntime against PyTorch; ExportError if they disagree."""
-    from export.verify import VerificationError, assert_parity, check_graphs, compare
+    """onnx.checker, then onnxruntime against PyTorch (both decoders of a shortlist folder, the
+    shortlist's one with every row); ExportError if they disagree."""
+    from export.verify import VerificationError, assert_parity, check_graphs, compare, worst
 
     try:
         check_graphs(paths)
         report = compare(source.model, paths, texts, source.tokenizer, source.src_vocab)
+        if len(paths) == 4:
+            report = worst(report, compare(source.model, paths, texts, source.tokenizer, source.src_vocab, rows=True))
         assert_parity(report)
     except VerificationError as e:
         raise ExportError(f"verification failed, nothing written: {e}") from None
@@ -105,8 +108,8 @@ def quantize_graphs(source: Exported, paths, texts: list[str], report: Report, v
         quantized = path.with_suffix(".int8.onnx")
         quantize_int8(path, quantized)
         os.replace(quantized, path)
-    if len(paths) == 3:  # a shortlist: encoder, decoder, output layer
-        int8_output_rows(paths[2], paths[1])
+    if len(paths) == 4:  # a shortlist: encoder, decoder, output layer, shortlist decoder
+        int8_output_rows(paths[2], paths[3])
     left = [op for p in paths for op in float_weight_ops(p)]
     if left:
         raise ExportError(f"int8 quantization left fp32 weights in {left} ops")

@@ -39,13 +39,14 @@ def _encoder_wrapper():
 
 def export_graphs(model, out_dir: Path, opset: int = DEFAULT_OPSET, shortlist: bool = False) -> tuple[Path, ...]:
     """Writes encoder.onnx (traced; dynamic batch and source length) and decoder.onnx (built node by
-    node from the weights: export/step_graph.py), fp32; with a shortlist the decoder takes the
-    output layer's rows as inputs and output_layer.onnx gathers them."""
+    node from the weights: export/step_graph.py), fp32; with a shortlist also output_layer.onnx,
+    which gathers the output layer's rows, and decoder_shortlist.onnx, which takes them as inputs.
+    -> the paths: encoder, decoder (, output layer, shortlist decoder)."""
     import onnx
     import torch
 
     from export.step_graph import decoder_step_graph, output_layer_graph
-    from runtime.model_format import DECODER_FILE, ENCODER_FILE, OUTPUT_LAYER_FILE
+    from runtime.model_format import DECODER_FILE, DECODER_SHORTLIST_FILE, ENCODER_FILE, OUTPUT_LAYER_FILE
 
     # the wrapper is eval() too: export restores each module's mode on exit, and a wrapper left in
     # training mode would switch the wrapped model's dropout back on
@@ -69,11 +70,13 @@ def export_graphs(model, out_dir: Path, opset: int = DEFAULT_OPSET, shortlist: b
         )
     wire_sequence_lens(enc_path)
     weights = {k: v.detach().float().numpy() for k, v in model.decoder.state_dict().items()}
-    onnx.save(decoder_step_graph(weights, cfg, opset, shortlist), str(dec_path))
+    onnx.save(decoder_step_graph(weights, cfg, opset), str(dec_path))
     paths = (enc_path, dec_path)
     if shortlist:
+        rows_path = out_dir / DECODER_SHORTLIST_FILE
         onnx.save(output_layer_graph(weights, opset), str(out_path))
-        paths += (out_path,)
+        onnx.save(decoder_step_graph(weights, cfg, opset, shortlist=True), str(rows_path))
+        paths += (out_path, rows_path)
     for path in paths:
         set_metadata(path, {"format_version": str(FORMAT_VERSION), "producer": "seq2seq-edge"})
     return paths

@@ -80,25 +80,30 @@ def check_graphs(paths) -> None:
             raise VerificationError(f"{p.name}: onnx.checker failed: {str(e).splitlines()[0]}") from None
 
 
-def sessions(paths, vocab_size: int) -> tuple:
-    """The runtime's session wrappers over the exported graphs (encoder, decoder[, output layer]),
-    on the CPU, projecting onto the whole vocabulary."""
+def sessions(paths, vocab_size: int, rows: bool = False) -> tuple:
+    """The runtime's session wrappers over the exported graphs (encoder, decoder[, output layer,
+    shortlist decoder]), on the CPU, projecting onto the whole vocabulary: rows=True through the
+    shortlist decoder, given every row of the output layer."""
     from runtime.sessions import DecoderSession, EncoderSession, OutputLayerSession, make_session
 
     enc_path, dec_path, *rest = paths
-    output_layer = OutputLayerSession(make_session(rest[0], "cpu", None), "cpu", vocab_size) if rest else None
+    output_layer = None
+    if rows:
+        layer_path, dec_path = rest
+        output_layer = OutputLayerSession(make_session(layer_path, "cpu", None), "cpu", vocab_size)
     return (EncoderSession(make_session(enc_path, "cpu", None), "cpu", output_layer=output_layer),
             DecoderSession(make_session(dec_path, "cpu", None), "cpu"))
 
 
-def compare(model, paths, texts, tokenizer, src_vocab) -> Report:
+def compare(model, paths, texts, tokenizer, src_vocab, rows: bool = False) -> Report:
     """Runs the same padded batch through PyTorch and onnxruntime; compares the encoder's state
-    (and memory), log-probs along PyTorch's greedy path, and greedy ids."""
+    (and memory), log-probs along PyTorch's greedy path, and greedy ids. rows: through the
+    shortlist decoder (see sessions)."""
     import torch
 
     cfg = model.eval().cfg
     src, lengths, caps = _encode_batch(texts, tokenizer, src_vocab, cfg)
-    enc, dec = sessions(paths, cfg.tgt_vocab_size)
+    enc, dec = sessions(paths, cfg.tgt_vocab_size, rows)
     torch_enc, torch_dec = model.runtime_adapters(torch.device("cpu"))
     with torch.no_grad():
         th, ort_state = torch_enc(src, lengths), enc(src, lengths)
@@ -134,6 +139,13 @@ def greedy_ids(paths, texts, tokenizer, src_vocab, cfg) -> list[list[int]]:
     src, lengths, caps = _encode_batch(texts, tokenizer, src_vocab, cfg)
     enc, dec = sessions(paths, cfg.tgt_vocab_size)
     return greedy_search(enc, dec, src, lengths, caps)
+
+
+def worst(a: Report, b: Report) -> Report:
+    """One report for two decoders verified on the same sentences: the larger of each difference,
+    the fewer identical sentences."""
+    diffs = {k: max(v, b.max_diff.get(k, v)) for k, v in a.max_diff.items()}
+    return Report(sentences=a.sentences, max_diff=diffs, greedy_identical=min(a.greedy_identical, b.greedy_identical))
 
 
 def assert_parity(report: Report) -> None:

@@ -18,7 +18,7 @@ from runtime.fields import BOOL, LANGUAGE, POSITIVE_INT, check_fields, is_int, i
 from runtime.folder_io import (MiB, REEXPORT_HINT, Folder, ModelFolderError, check_name, opened, parse_json,
                                sha256_files)
 from runtime.prepare import TextConfig
-from runtime.state import (ATTENTIONS, OUTPUT_LAYER_INPUTS, decoder_inputs, decoder_outputs,
+from runtime.state import (ATTENTIONS, ENCODER_INPUTS, OUTPUT_LAYER_INPUTS, decoder_inputs, decoder_outputs,
                            encoder_outputs)
 from runtime.tokenizer import SPM_FILES, TOKENIZER_FILE, TokenizerFileError, folder_files, from_folder
 from runtime.vocab import SPECIAL_IDS
@@ -26,18 +26,22 @@ from runtime.vocab import SPECIAL_IDS
 __all__ = ["ModelFolderError", "REEXPORT_HINT", "FolderConfig", "DecodingDefaults", "open_folder", "load_config",
            "load_tokenizer", "tokenizer_files", "graph_signatures", "parse_json"]
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # version 1 folders (word vocabularies, decoder with `logits`), 2 (no "text": languages unknown,
-# input read as typed) and 3 (the decoder projects onto the whole vocabulary itself: no output layer
-# graph, no shortlist) still load
-READABLE_VERSIONS = (1, 2, 3, 4)
+# input read as typed), 3 (the decoder projects onto the whole vocabulary itself: no output layer
+# graph, no shortlist) and 4 (a shortlist folder's decoder.onnx takes the output layer's rows as
+# inputs, and there is no other) still load
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
-# format 4, optional, together: the target ids each source id may need, and the graph that gathers
-# those rows of the output projection (the decoder then takes them as inputs)
+# optional, together: the target ids each source id may need (format 4), the graph that gathers
+# those rows of the output projection (4), and (5) a second decoder that takes them as inputs; from
+# format 5 decoder.onnx always holds the whole projection (prepacked: faster for large batches)
 SHORTLIST_FILE = "shortlist.npz"
 OUTPUT_LAYER_FILE = "output_layer.onnx"
+DECODER_SHORTLIST_FILE = "decoder_shortlist.onnx"
+SHORTLIST_DECODER_VERSION = 5  # the first format with decoder_shortlist.onnx
 SOURCE_VOCAB_FILE = "source_vocabulary.json"
 TARGET_VOCAB_FILE = "target_vocabulary.json"
 SOURCE_SPM_FILE, TARGET_SPM_FILE = SPM_FILES["src"], SPM_FILES["tgt"]
@@ -45,7 +49,7 @@ REQUIRED_FILES = (ENCODER_FILE, DECODER_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FI
 # the most the runtime reads of each file; an .onnx can't exceed protobuf's 2 GB anyway
 MAX_BYTES = {CONFIG_FILE: 1 * MiB, TOKENIZER_FILE: 1 * MiB, SOURCE_VOCAB_FILE: 64 * MiB, TARGET_VOCAB_FILE: 64 * MiB,
              SOURCE_SPM_FILE: 64 * MiB, TARGET_SPM_FILE: 64 * MiB, ENCODER_FILE: 2048 * MiB, DECODER_FILE: 2048 * MiB,
-             OUTPUT_LAYER_FILE: 2048 * MiB, SHORTLIST_FILE: 256 * MiB}
+             DECODER_SHORTLIST_FILE: 2048 * MiB, OUTPUT_LAYER_FILE: 2048 * MiB, SHORTLIST_FILE: 256 * MiB}
 MISSING_HINT = "create one with `python -m export onnx CHECKPOINT --out DIR`"
 
 
@@ -80,7 +84,7 @@ class FolderConfig:
     special_ids: dict = field(default_factory=lambda: dict(SPECIAL_IDS))
     decoding: DecodingDefaults = field(default_factory=DecodingDefaults)
     text: TextConfig = field(default_factory=TextConfig)  # format 3; older folders: the defaults (as they were read)
-    # format 4: {"frequent": N, "per_source": k} when the folder has shortlist.npz, else None
+    # format 4: {"frequent": N, "per_source": k} when the folder has a shortlist, else None
     shortlist: dict | None = None
     producer: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)  # file name -> sha256 of every other file
@@ -99,16 +103,30 @@ def tokenizer_files(tokenizer) -> dict[str, bytes]:
     return folder_files(tokenizer)
 
 
+def shortlist_files(cfg: FolderConfig) -> tuple[str, ...]:
+    """The files a folder with a shortlist has on top of the others (none without one)."""
+    if not cfg.shortlist:
+        return ()
+    extra = (DECODER_SHORTLIST_FILE,) if cfg.format_version >= SHORTLIST_DECODER_VERSION else ()
+    return (SHORTLIST_FILE, OUTPUT_LAYER_FILE) + extra
+
+
+def rows_decoder_file(cfg: FolderConfig) -> str | None:
+    """The decoder graph that takes the output layer's rows as inputs: decoder_shortlist.onnx
+    (format 5), decoder.onnx (a format 4 shortlist folder: its only decoder), or None."""
+    if not cfg.shortlist:
+        return None
+    return DECODER_SHORTLIST_FILE if cfg.format_version >= SHORTLIST_DECODER_VERSION else DECODER_FILE
+
+
 def graph_signatures(cfg: FolderConfig) -> dict[str, tuple[dict, dict]]:
     """file -> (inputs, outputs), each name -> (onnxruntime type, shape); None is a dynamic dim.
     The names and their order come from runtime/state.py."""
     state = ("tensor(float)", [cfg.layers, None, cfg.hidden_dim])  # (L, B, H)
     ids = ("tensor(int64)", [None])  # (B,)
-    shortlist = bool(cfg.shortlist)
-    scores = ("tensor(float)", [None, None if shortlist else cfg.tgt_vocab_size])  # (B, K): K candidates or V
     shapes = {
         "src_ids": ("tensor(int64)", [None, None]), "src_lengths": ids, "prev_ids": ids, "next_ids": ids,
-        "hidden": state, "cell": state, "log_probs": scores, "logits": scores,
+        "hidden": state, "cell": state,
         "memory": ("tensor(float)", [None, None, cfg.hidden_dim]), "input_feed": ("tensor(float)", [None, cfg.hidden_dim]),
         "keys": ("tensor(float)", [None, cfg.hidden_dim, None]), "score_bias": ("tensor(float)", [None, 1, None]),
         "candidates": ("tensor(int64)", [None]),
@@ -116,16 +134,24 @@ def graph_signatures(cfg: FolderConfig) -> dict[str, tuple[dict, dict]]:
         "out_weight": ("tensor(uint8)" if cfg.quantization == "int8" else "tensor(float)", [cfg.hidden_dim, None]),
         "out_bias": ("tensor(float)", [None]),
     }
-    shape = lambda name: shapes[name.removeprefix("new_")]
-    dec_out = (("logits",) if cfg.format_version == 1 else ()) + decoder_outputs(cfg.attention)
-    enc_out = encoder_outputs(cfg.attention, cfg.format_version)
+
+    def decoder(rows: bool) -> tuple[dict, dict]:
+        scores = ("tensor(float)", [None, None if rows else cfg.tgt_vocab_size])  # (B, K): K candidates or V
+        shape = lambda name: scores if name in ("log_probs", "logits") else shapes[name.removeprefix("new_")]
+        outputs = (("logits",) if cfg.format_version == 1 else ()) + decoder_outputs(cfg.attention)
+        return ({n: shape(n) for n in decoder_inputs(cfg.attention, cfg.format_version, rows)},
+                {n: shape(n) for n in outputs})
+
+    shape = lambda name: shapes[name]
+    rows_decoder = rows_decoder_file(cfg)
     graphs = {
-        ENCODER_FILE: ({n: shape(n) for n in ("src_ids", "src_lengths")}, {n: shape(n) for n in enc_out}),
-        DECODER_FILE: ({n: shape(n) for n in decoder_inputs(cfg.attention, cfg.format_version, shortlist)},
-                       {n: shape(n) for n in dec_out}),
+        ENCODER_FILE: ({n: shape(n) for n in ENCODER_INPUTS},
+                       {n: shape(n) for n in encoder_outputs(cfg.attention, cfg.format_version)}),
+        DECODER_FILE: decoder(rows=rows_decoder == DECODER_FILE),
     }
-    if shortlist:
+    if rows_decoder:
         graphs[OUTPUT_LAYER_FILE] = ({n: shape(n) for n in OUTPUT_LAYER_INPUTS}, {n: shape(n) for n in ("out_weight", "out_bias")})
+        graphs[rows_decoder] = decoder(rows=True)
     return graphs
 
 
@@ -185,7 +211,7 @@ def _read_config(folder: Folder) -> FolderConfig:
                              "text": TextConfig(**raw.get("text", {}))})
     for name in config.files:
         check_name(folder.path, name)
-    for name in REQUIRED_FILES + ((SHORTLIST_FILE, OUTPUT_LAYER_FILE) if config.shortlist else ()):
+    for name in REQUIRED_FILES + shortlist_files(config):
         if name not in config.files:
             raise ModelFolderError(f"{folder.path}: {CONFIG_FILE} lists no checksum for {name}; {REEXPORT_HINT}")
     return config

@@ -21,6 +21,7 @@ try:
 except ImportError:  # a plain `pip install .` brings neither build; the user picks one
     ort = None
 
+from runtime.shortlist import rows_pay
 from runtime.state import ENCODER_INPUTS, OUTPUT_LAYER, select_rows
 
 CUDA = "CUDAExecutionProvider"
@@ -185,14 +186,20 @@ class _Session:
 
 
 class OutputLayerSession(_Session):
-    """output_layer.onnx (format 4): target ids (K,) -> the output projection's rows for them,
-    out_weight (H, K) and out_bias (K,). Once per batch: the shortlist's candidates for the batch's
-    source ids, or (no shortlist) the whole vocabulary, gathered once and kept."""
+    """output_layer.onnx: target ids (K,) -> the output projection's rows for them, out_weight (H, K)
+    and out_bias (K,), for the decoder that takes them as inputs. Once per batch: the shortlist's
+    candidates for the batch's source ids, or (a format 4 folder without its shortlist) the whole
+    vocabulary, gathered once and kept.
+
+    whole_decoder: the folder also has a decoder holding the whole projection (format 5); a batch
+    whose candidates are too many for the rows to pay (runtime.shortlist.rows_pay; int8: the
+    folder's quantization) then gets none, and runs on that decoder."""
 
     def __init__(self, session: ort.InferenceSession, device: str, vocab_size: int, shortlist=None,
-                 io_binding: bool | None = None):
+                 io_binding: bool | None = None, whole_decoder: bool = False, int8: bool = False):
         super().__init__(session, device, io_binding)
         self.vocab_size, self.shortlist, self._full = vocab_size, shortlist, None
+        self.whole_decoder, self.int8 = whole_decoder, int8
 
     def rows(self, ids: np.ndarray) -> State:
         """ids (K,) int64, sorted -> out_weight, out_bias, candidates (as the decoder takes them)."""
@@ -209,8 +216,14 @@ class OutputLayerSession(_Session):
         return dict(zip(OUTPUT_LAYER, (weight, bias, self._on_device(ids))))
 
     def __call__(self, src_ids: np.ndarray) -> State:
+        """src_ids (B, S) -> the batch's rows, or {} (the whole decoder's batch)."""
         if self.shortlist is not None:
-            return self.rows(self.shortlist.candidates(src_ids))
+            ids = self.shortlist.candidates(src_ids)
+            if self.whole_decoder and not rows_pay(len(ids), len(src_ids), self.vocab_size, self.int8):
+                return {}
+            return self.rows(ids)
+        if self.whole_decoder:
+            return {}
         if self._full is None:  # two threads may both build it: the same rows, no harm
             self._full = self.rows(np.arange(self.vocab_size, dtype=np.int64))
         return self._full
@@ -295,3 +308,20 @@ class DecoderSession(_Session):
         # gathered once per batch, when beam search first spreads each sentence over its beams
         return select_rows(state, rows, same_sources,
                            lambda x, axis, r: self._on_device(np.take(x.numpy(), r, axis=axis)))
+
+
+class ShortlistDecoders:
+    """A format 5 shortlist folder's two decoders, as one: a batch whose state carries its output
+    layer rows (the encoder gave it them: OutputLayerSession) steps through decoder_shortlist.onnx,
+    any other through decoder.onnx and its whole, prepacked projection."""
+
+    def __init__(self, whole: DecoderSession, rows: DecoderSession):
+        self.whole, self.rows = whole, rows
+        self.compacts = whole.compacts
+
+    def step(self, prev_ids: np.ndarray, state: State, want_log_probs: bool = False):
+        return (self.rows if "candidates" in state else self.whole).step(prev_ids, state, want_log_probs)
+
+    def select(self, state: State, rows: np.ndarray, same_sources: bool = False) -> State:
+        return self.whole.select(state, rows, same_sources)
+

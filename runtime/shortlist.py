@@ -61,3 +61,19 @@ def to_bytes(frequent: np.ndarray, by_source: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, frequent=np.asarray(frequent, dtype=np.int32), by_source=np.asarray(by_source, dtype=np.int32))
     return buffer.getvalue()
+
+
+
+def rows_pay(candidates: int, sentences: int, vocab_size: int, int8: bool) -> bool:
+    """Whether a batch of `sentences` should multiply by its `candidates` rows of the output layer,
+    given to the decoder as inputs, rather than by the whole projection, which onnxruntime prepacks
+    into its MatMul's own layout as a constant: rows that come in as inputs can't be, so they pay
+    only while they are few enough. Break-even measured per step on 2 cores with the 8,000 pieces of
+    the default model (docs/benchmarks.md, "format 5"): fp32 at 0.5-1.0 of the vocabulary for any
+    batch; int8 (whose prepacked kernel gains more) at 0.56 for one sentence, 0.44-0.5 for 2-4,
+    0.37 for 8 and 0.27 for 32. Beam search counts its sentences, not its beams."""
+    if not int8 or sentences == 1:
+        share = 0.5
+    else:
+        share = 0.4 if sentences < 8 else 0.25
+    return candidates <= vocab_size * share

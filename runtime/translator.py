@@ -12,11 +12,13 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from runtime.model_format import (
-    DECODER_FILE, ENCODER_FILE, MAX_BEAM, OUTPUT_LAYER_FILE, REEXPORT_HINT, SHORTLIST_FILE, SOURCE_VOCAB_FILE,
-    TARGET_VOCAB_FILE, ModelFolderError, graph_signatures, load_tokenizer, open_folder, parse_json,
+    DECODER_FILE, DECODER_SHORTLIST_FILE, ENCODER_FILE, MAX_BEAM, OUTPUT_LAYER_FILE, REEXPORT_HINT, SHORTLIST_FILE,
+    SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, ModelFolderError, graph_signatures, load_tokenizer, open_folder, parse_json,
+    rows_decoder_file,
 )
 from runtime.pipeline import TextCodec, translate_texts
 from runtime.prepare import prepare_source
+from runtime.state import OUTPUT_LAYER
 from runtime.tokenizer import SENTENCEPIECE
 from runtime.vocab import EOS_ID, SOS_ID, Vocab
 
@@ -97,8 +99,8 @@ class Translator:
         has a shortlist (which restricts it to the target ids a batch's source ids may need).
         opened: what runtime.model_format.open_folder(model_dir) returned, when the caller read the
         folder already (the CLI does, while onnxruntime is imported)."""
-        from runtime.sessions import (DecoderSession, EncoderSession, OutputLayerSession, load_cuda_libraries,
-                                      resolve_device)
+        from runtime.sessions import (DecoderSession, EncoderSession, OutputLayerSession, ShortlistDecoders,
+                                      load_cuda_libraries, resolve_device)
 
         threads, self.notice = check_threads(threads)
         self.notice = self.notice or _shared_pool_notice(threads)
@@ -112,6 +114,9 @@ class Translator:
         # the graphs become sessions side by side, while the vocabularies load: onnxruntime parses
         # and optimizes a graph without holding the GIL (~20 ms of a cold start, docs/benchmarks.md)
         names = list(graph_signatures(self.config))
+        if not shortlist:  # a format 5 folder's decoder.onnx needs no rows; a format 4 one's does
+            names = [n for n in names if n != DECODER_SHORTLIST_FILE and (n != OUTPUT_LAYER_FILE or
+                                                                           DECODER_SHORTLIST_FILE not in names)]
         workers = len(names)
         if self.device == "cuda":  # once, here: it redirects stdout, which is not for two threads at once;
             load_cuda_libraries()  # and CUDA sessions one after the other, as before (side by side is untried on a GPU)
@@ -126,12 +131,18 @@ class Translator:
         sessions = self._on_one_device(made, data, threads, spinning)
         del data
         self._check_graphs(sessions)
+        # the decoder that takes the output layer's rows: decoder.onnx itself in a format 4 folder
+        rows_file = rows_decoder_file(self.config) if OUTPUT_LAYER_FILE in sessions else None
+        whole = rows_file != DECODER_FILE  # decoder.onnx holds the whole projection
         output_layer = None
-        if OUTPUT_LAYER_FILE in sessions:
+        if rows_file:
             output_layer = OutputLayerSession(sessions[OUTPUT_LAYER_FILE], self.device, self.config.tgt_vocab_size,
-                                              self.shortlist)
+                                              self.shortlist, whole_decoder=whole,
+                                              int8=self.config.quantization == "int8")
         self.encoder = EncoderSession(sessions[ENCODER_FILE], self.device, output_layer=output_layer)
         self.decoder = DecoderSession(sessions[DECODER_FILE], self.device)
+        if rows_file and whole:
+            self.decoder = ShortlistDecoders(self.decoder, DecoderSession(sessions[rows_file], self.device))
         cfg = self.config
         self.codec = TextCodec(self.tokenizer, self.src_vocab, self.tgt_vocab, cfg.reverse_source, cfg.max_source_len,
                                cfg.text)
@@ -200,6 +211,8 @@ class Translator:
         from runtime.sessions import check_signature
 
         for name, expected in graph_signatures(self.config).items():
+            if name not in sessions:  # not used: see __init__
+                continue
             problem = check_signature(sessions[name], expected)
             if problem:
                 raise ModelFolderError(f"{self.model_dir / name}: not the graph config.json describes ({problem}); "
@@ -208,6 +221,8 @@ class Translator:
     def _probe(self) -> None:
         """One tiny run of each graph with the largest id of its vocabulary, so a graph whose
         embedding or output layer doesn't match config.json fails here, not at translate time."""
+        from runtime.sessions import ShortlistDecoders
+
         cfg, last = self.config, self.config.tgt_vocab_size - 1
         try:
             src = np.array([[SOS_ID, cfg.src_vocab_size - 1, EOS_ID]], dtype=np.int64)
@@ -216,23 +231,32 @@ class Translator:
             raise ModelFolderError(f"{self.model_dir / ENCODER_FILE}: fails on source id {cfg.src_vocab_size - 1} "
                                    f"(its embedding is smaller than the src_vocab_size {cfg.src_vocab_size} of config.json); "
                                    f"{REEXPORT_HINT}") from None
-        output_layer = self.encoder.output_layer
-        if output_layer is not None:
-            try:  # the largest target id's row, alone: the decoder below then scores exactly one column
-                state.update(output_layer.rows(np.array([last], dtype=np.int64)))
+        state = {k: v for k, v in state.items() if k not in OUTPUT_LAYER}  # whichever the batch got
+        whole, rows = self.decoder, None
+        if isinstance(self.decoder, ShortlistDecoders):
+            whole, rows = self.decoder.whole, self.decoder.rows
+        elif self.encoder.output_layer is not None:
+            whole, rows = None, self.decoder
+        if whole is not None:
+            self._probe_decoder(whole, DECODER_FILE, state, cfg.tgt_vocab_size)
+        if rows is not None:
+            try:  # the largest target id's row, alone: the decoder then scores exactly one column
+                rows_state = {**state, **self.encoder.output_layer.rows(np.array([last], dtype=np.int64))}
             except Exception:
                 raise ModelFolderError(f"{self.model_dir / OUTPUT_LAYER_FILE}: fails on target id {last} (its output "
                                        f"layer is smaller than the tgt_vocab_size {cfg.tgt_vocab_size} of config.json); "
                                        f"{REEXPORT_HINT}") from None
+            self._probe_decoder(rows, rows_decoder_file(cfg), rows_state, 1)
+
+    def _probe_decoder(self, decoder, name: str, state: dict, columns: int) -> None:
+        last = self.config.tgt_vocab_size - 1
         try:
-            next_ids, log_probs, _ = self.decoder.step(np.array([last], dtype=np.int64), state, want_log_probs=True)
+            next_ids, log_probs, _ = decoder.step(np.array([last], dtype=np.int64), state, want_log_probs=True)
         except Exception:
-            raise ModelFolderError(f"{self.model_dir / DECODER_FILE}: fails on target id {last} "
-                                   f"(its embedding is smaller than the tgt_vocab_size {cfg.tgt_vocab_size} of config.json); "
-                                   f"{REEXPORT_HINT}") from None
-        columns = 1 if output_layer is not None else cfg.tgt_vocab_size
-        if log_probs.shape != (1, columns) or not 0 <= int(next_ids[0]) < cfg.tgt_vocab_size:
-            raise ModelFolderError(f"{self.model_dir / DECODER_FILE}: gives {log_probs.shape[-1]} target scores, "
+            raise ModelFolderError(f"{self.model_dir / name}: fails on target id {last} (its embedding is smaller "
+                                   f"than the tgt_vocab_size {last + 1} of config.json); {REEXPORT_HINT}") from None
+        if log_probs.shape != (1, columns) or not 0 <= int(next_ids[0]) <= last:
+            raise ModelFolderError(f"{self.model_dir / name}: gives {log_probs.shape[-1]} target scores, "
                                    f"expected {columns}; {REEXPORT_HINT}")
 
     def encode(self, text: str) -> tuple[list[int] | None, bool]:

@@ -99,18 +99,30 @@ def v3_folder(tiny_att_run, tiny_att_onnx, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def v4_shortlist_folder(tiny_att_onnx_sl, tmp_path_factory):
+    from tests.runtime.old_formats import write_format_4
+
+    return write_format_4(tiny_att_onnx_sl, tmp_path_factory.mktemp("v4web") / "model")
+
+
+@pytest.fixture(scope="module")
 def v1_folder(tiny_ckpt, tiny_onnx, tmp_path_factory):
     from tests.runtime.test_subwords import _write_format_1
 
     return _write_format_1(tiny_ckpt, tiny_onnx, tmp_path_factory.mktemp("v1web") / "model")
 
 
-@pytest.mark.parametrize("folder", ["tiny_att_onnx", "tiny_onnx", "tiny_att_onnx_sl", "v3_folder", "v1_folder"])
+@pytest.mark.parametrize("folder", ["tiny_att_onnx", "tiny_onnx", "tiny_att_onnx_sl", "v4_shortlist_folder", "v3_folder",
+                                    "v1_folder"])
 def test_the_site_translates_as_the_python_runtime(folder, request, browser, site_of):
     """100 test sentences, several lines at once through ?q=: the page's output is the Python runtime's
     (fp32, greedy, each line whole), for the attention model (SentencePiece), the paper's model (word
-    vocabulary), a folder with a shortlist, a format 3 folder and a format 1 one (a decoder that also
-    returns `logits`, a tokenizer.json without "type")."""
+    vocabulary), a folder with a shortlist (the page decodes with decoder.onnx over the whole
+    vocabulary), a format 4 shortlist folder (whose decoder.onnx takes the output layer's rows), a
+    format 3 folder and a format 1 one (a decoder that also returns `logits`, a tokenizer.json
+    without "type").
+    The tiny model's shortlist holds its whole vocabulary, so the Python runtime's output is the
+    whole vocabulary's too."""
     path = request.getfixturevalue(folder)
     lines = _sentences(100) + ["", "WHERE IS THE STATION?"]
     got, error = site_of(path).translate(browser, lines)
@@ -159,7 +171,7 @@ def test_a_tampered_file_is_refused_with_a_message(browser, tmp_path, tiny_att_o
         config = json.loads((bad / "model" / "config.json").read_text())
         (bad / "model" / "config.json").write_text(json.dumps({**config, "format_version": 9}))
         got, error = bad_site.translate(browser, ["hello"])
-        assert "model format version 9; this page reads versions 1, 2, 3, 4" in error
+        assert "model format version 9; this page reads versions 1, 2, 3, 4, 5" in error
     finally:
         bad_site.close()
 

@@ -67,3 +67,23 @@ def write_format_3(checkpoint: Path, folder: Path, out: Path) -> Path:
                        if p.name != "config.json"}
     (out / "config.json").write_text(json.dumps(config))
     return out
+
+
+def write_format_4(folder: Path, out: Path) -> Path:
+    """The folder the format 4 exporter wrote: as today's, but a shortlist folder's only decoder,
+    decoder.onnx, is the one that takes the output layer's rows as inputs (today's
+    decoder_shortlist.onnx). `folder`: today's folder, with or without a shortlist."""
+    from export.graphs import set_metadata
+
+    shutil.copytree(folder, out)
+    rows = out / "decoder_shortlist.onnx"
+    if rows.exists():
+        rows.replace(out / "decoder.onnx")
+    for graph in out.glob("*.onnx"):
+        set_metadata(graph, {"format_version": "4", "producer": "seq2seq-edge"})
+    config = json.loads((out / "config.json").read_text())
+    config["format_version"] = 4
+    config["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())
+                       if p.name != "config.json"}
+    (out / "config.json").write_text(json.dumps(config))
+    return out

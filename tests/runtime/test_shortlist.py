@@ -1,5 +1,7 @@
-"""Shortlists (format 4): the candidates of a batch, exactness with the whole vocabulary, beam search
-over a restricted vocabulary, the folder checks; and older folders, which have none."""
+"""Shortlists: the candidates of a batch, exactness with the whole vocabulary, beam search over a
+restricted vocabulary, the choice per batch between a format 5 folder's two decoders, the folder
+checks; and older folders: format 4 shortlist folders (one decoder, taking the rows) and format 3
+ones (no shortlist)."""
 import json
 import re
 import shutil
@@ -51,19 +53,85 @@ def _with_shortlist(folder, out, frequent, by_source):
     return out
 
 
-def test_a_shortlist_of_the_whole_vocabulary_is_exact(tiny_att_onnx, tiny_att_onnx_sl, tmp_path):
-    """A shortlist holding every target id: the same translations, n-best lists and scores as the
-    folder without one; and a shortlist folder with shortlist=False (--no-shortlist) likewise."""
-    plain = Translator(tiny_att_onnx)
-    v, vs = plain.config.tgt_vocab_size, plain.config.src_vocab_size
-    short = Translator(_with_shortlist(tiny_att_onnx_sl, tmp_path / "all", np.arange(v), np.zeros((vs, 0))))
-    assert short.shortlist is not None and short.config.shortlist == {"frequent": 1000, "per_source": 100}
-    assert short.translate(SENTENCES) == plain.translate(SENTENCES)
-    assert Translator(tiny_att_onnx_sl, shortlist=False).translate(SENTENCES) == plain.translate(SENTENCES)
-    got = short.translate(SENTENCES, beam_size=4, n_best=3, return_scores=True)
-    want = plain.translate(SENTENCES, beam_size=4, n_best=3, return_scores=True)
+def _rows_always(translator: Translator) -> Translator:
+    """Every batch through the decoder that takes the rows, whatever their number (as a format 4
+    folder does): the choice per batch would send a whole vocabulary's rows to decoder.onnx."""
+    translator.encoder.output_layer.whole_decoder = False
+    return translator
+
+
+def _same_output(got: Translator, want: Translator) -> None:
+    """The same translations, n-best lists and scores (greedy and beam)."""
+    assert got.translate(SENTENCES) == want.translate(SENTENCES)
+    got = got.translate(SENTENCES, beam_size=4, n_best=3, return_scores=True)
+    want = want.translate(SENTENCES, beam_size=4, n_best=3, return_scores=True)
     assert [[h.text for h in s] for s in got] == [[h.text for h in s] for s in want]
     assert np.allclose([h.score for s in got for h in s], [h.score for s in want for h in s], atol=1e-5)
+
+
+def test_a_shortlist_of_the_whole_vocabulary_is_exact(tiny_att_onnx, tiny_att_onnx_sl, tmp_path):
+    """A shortlist holding every target id, multiplied as rows by decoder_shortlist.onnx: the same
+    translations, n-best lists and scores as the folder without one; and a shortlist folder with
+    shortlist=False (--no-shortlist), and one whose batches pick decoder.onnx, likewise."""
+    plain = Translator(tiny_att_onnx)
+    v, vs = plain.config.tgt_vocab_size, plain.config.src_vocab_size
+    folder = _with_shortlist(tiny_att_onnx_sl, tmp_path / "all", np.arange(v), np.zeros((vs, 0)))
+    short = _rows_always(Translator(folder))
+    assert short.shortlist is not None and short.config.shortlist == {"frequent": 1000, "per_source": 100}
+    src = np.array([short.encode(SENTENCES[0])[0]])
+    assert short.encoder(src, np.array([src.shape[1]]))["candidates"].tolist() == list(range(v))
+    _same_output(short, plain)
+    off = Translator(tiny_att_onnx_sl, shortlist=False)
+    assert off.encoder.output_layer is None and not hasattr(off.decoder, "rows")  # decoder.onnx alone
+    _same_output(off, plain)
+    _same_output(Translator(folder), plain)  # all rows: more than pay, so decoder.onnx
+
+
+def test_each_batch_takes_the_decoder_its_candidates_pay_for(tiny_att_onnx, tiny_att_onnx_sl, tmp_path):
+    """A format 5 folder multiplies a batch by its rows while they are few (runtime.shortlist.rows_pay)
+    and by decoder.onnx's whole projection when they are not: one sentence's candidates under half
+    the vocabulary go as rows, over it not; translations with the whole projection are the plain
+    folder's exactly."""
+    from runtime.shortlist import rows_pay
+
+    assert rows_pay(50, 1, 100, int8=False) and not rows_pay(51, 1, 100, int8=False)
+    assert rows_pay(50, 1, 100, int8=True) and not rows_pay(26, 8, 100, int8=True) and rows_pay(50, 32, 100, int8=False)
+    plain = Translator(tiny_att_onnx)
+    v, vs = plain.config.tgt_vocab_size, plain.config.src_vocab_size
+    one = np.array([plain.encode(SENTENCES[0])[0]])
+    few = Translator(_with_shortlist(tiny_att_onnx_sl, tmp_path / "few", np.arange(4, v * 4 // 10), np.zeros((vs, 0))))
+    state = few.encoder(one, np.array([one.shape[1]]))
+    assert state["candidates"].tolist() == list(range(v * 4 // 10))
+    _, log_probs, _ = few.decoder.step(np.array([2]), state, want_log_probs=True)
+    assert log_probs.shape == (1, v * 4 // 10)  # decoder_shortlist.onnx, over the rows
+    many = Translator(_with_shortlist(tiny_att_onnx_sl, tmp_path / "many", np.arange(4, v * 6 // 10), np.zeros((vs, 0))))
+    state = many.encoder(one, np.array([one.shape[1]]))
+    assert "candidates" not in state
+    _, log_probs, _ = many.decoder.step(np.array([2]), state, want_log_probs=True)
+    assert log_probs.shape == (1, v)  # decoder.onnx
+    _same_output(many, plain)
+
+
+@pytest.fixture(scope="module")
+def v4_shortlist_folder(tiny_att_onnx_sl, tmp_path_factory):
+    from tests.runtime.old_formats import write_format_4
+
+    return write_format_4(tiny_att_onnx_sl, tmp_path_factory.mktemp("v4") / "model")
+
+
+def test_format_4_shortlist_folder_translates_as_before(v4_shortlist_folder, tiny_att_onnx_sl, tmp_path):
+    """A format 4 shortlist folder, whose only decoder takes the rows: every batch goes through it
+    (with --no-shortlist, the whole vocabulary's rows), as today's folder does when it takes the rows."""
+    import onnx
+
+    assert "out_weight" in [i.name for i in onnx.load(str(v4_shortlist_folder / "decoder.onnx")).graph.input]
+    old = Translator(v4_shortlist_folder)
+    assert old.config.format_version == 4 and not hasattr(old.decoder, "rows")
+    _same_output(old, _rows_always(Translator(tiny_att_onnx_sl)))
+    off = Translator(v4_shortlist_folder, shortlist=False)
+    src = np.array([off.encode(SENTENCES[0])[0]])
+    assert len(off.encoder(src, np.array([src.shape[1]]))["candidates"]) == off.config.tgt_vocab_size
+    _same_output(off, Translator(tiny_att_onnx_sl, shortlist=False))
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +237,9 @@ def test_an_int8_shortlist_multiplies_by_the_stored_int8_rows(tiny_att_run, tiny
     export_onnx(tiny_att_run / "checkpoint.pth", folder, quantize="int8", shortlist=True)
     layer = onnx.load(str(folder / "output_layer.onnx"))
     assert next(o for o in layer.graph.output if o.name == "out_weight").type.tensor_type.elem_type == onnx.TensorProto.UINT8
-    assert "DynamicQuantizeMatMul" in {n.op_type for n in onnx.load(str(folder / "decoder.onnx")).graph.node}
-    short, full = Translator(folder), Translator(tiny_att_onnx)
+    assert "DynamicQuantizeMatMul" in {n.op_type for n in onnx.load(str(folder / "decoder_shortlist.onnx")).graph.node}
+    assert "DynamicQuantizeMatMul" not in {n.op_type for n in onnx.load(str(folder / "decoder.onnx")).graph.node}
+    short, full = _rows_always(Translator(folder)), Translator(tiny_att_onnx)
     src, lengths = pad_batch([full.encode(t)[0] for t in SENTENCES])
     prev = np.full(len(SENTENCES), 2, dtype=np.int64)
     s_state = short.encoder(src, lengths)

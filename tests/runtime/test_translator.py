@@ -139,27 +139,34 @@ def test_cuda_library_preload_keeps_stdout_clean_and_names_what_failed(monkeypat
     assert "Invalid parameter" in sessions.load_cuda_libraries.__wrapped__()
 
 
-@pytest.mark.parametrize("folder", ["tiny_onnx", "tiny_onnx_int8", "tiny_att_onnx", "tiny_att_onnx_int8", "tiny_att_onnx_sl"])
-def test_iobinding_path_on_cpu_matches_plain_run(folder, request):
+@pytest.mark.parametrize("folder, rows", [("tiny_onnx", False), ("tiny_onnx_int8", False), ("tiny_att_onnx", False),
+                                          ("tiny_att_onnx_int8", False), ("tiny_att_onnx_sl", False),
+                                          ("tiny_att_onnx_sl", True)])
+def test_iobinding_path_on_cpu_matches_plain_run(folder, rows, request):
     """The IOBinding/OrtValue code that CUDA uses (the whole decoder state bound as OrtValues: with
-    attention also the memory, its keys, the score bias and input feed; with a shortlist the batch's
-    output layer rows), run with the device set to cpu: only the CUDA provider itself is left untested
-    on a machine without a GPU."""
+    attention also the memory, its keys, the score bias and input feed; with a shortlist's rows the
+    batch's output layer rows), run with the device set to cpu: only the CUDA provider itself is left
+    untested on a machine without a GPU. rows: every batch through the decoder that takes the rows
+    (the tiny model's shortlist holds its whole vocabulary, so its batches pick decoder.onnx else)."""
     from runtime.decode import pad_batch
-    from runtime.sessions import DecoderSession, EncoderSession, OutputLayerSession
+    from runtime.sessions import DecoderSession, EncoderSession, OutputLayerSession, ShortlistDecoders
 
     plain = Translator(request.getfixturevalue(folder), device="cpu")
     bound = Translator(request.getfixturevalue(folder), device="cpu")
     output_layer = bound.encoder.output_layer
     if output_layer is not None:
+        plain.encoder.output_layer.whole_decoder = not rows
         output_layer = OutputLayerSession(output_layer.session, "cpu", output_layer.vocab_size, output_layer.shortlist,
-                                          io_binding=True)
+                                          io_binding=True, whole_decoder=not rows)
     bound.encoder = EncoderSession(bound.encoder.session, "cpu", io_binding=True, output_layer=output_layer)
-    bound.decoder = DecoderSession(bound.decoder.session, "cpu", io_binding=True)
+    bind = lambda decoder: DecoderSession(decoder.session, "cpu", io_binding=True)
+    if isinstance(bound.decoder, ShortlistDecoders):
+        bound.decoder = ShortlistDecoders(bind(bound.decoder.whole), bind(bound.decoder.rows))
+    else:
+        bound.decoder = bind(bound.decoder)
     state = bound.encoder(*pad_batch([bound.encode("the cat is black")[0], bound.encode("hello")[0]]))
     attention = {"memory", "keys", "score_bias", "input_feed"} if plain.config.attention == "luong" else set()
-    rows = {"out_weight", "out_bias", "candidates"} if output_layer is not None else set()
-    assert set(state) == {"hidden", "cell"} | attention | rows
+    assert set(state) == {"hidden", "cell"} | attention | ({"out_weight", "out_bias", "candidates"} if rows else set())
     assert all(type(x).__name__ == "OrtValue" for x in state.values())  # really the OrtValue path
     assert bound.translate(SENTENCES) == plain.translate(SENTENCES)
     got = bound.translate(SENTENCES[:30], beam_size=3, n_best=2, return_scores=True)

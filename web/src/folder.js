@@ -1,7 +1,11 @@
 // A model folder fetched over HTTP and checked as the Python runtime checks it (runtime/model_format.py):
-// a format version this page reads, and every file's SHA-256 against config.json before any is used.
+// a format version this page reads, and the SHA-256 of every file it uses against config.json before
+// any is used. It decodes greedily over the whole vocabulary with decoder.onnx, so it fetches none of
+// a shortlist's files (format 5: shortlist.npz, output_layer.onnx, decoder_shortlist.onnx), but for a
+// format 4 folder's output layer, whose decoder.onnx takes its rows.
 
-export const READABLE_VERSIONS = [1, 2, 3, 4];
+export const READABLE_VERSIONS = [1, 2, 3, 4, 5];
+const unused = (version) => version >= 5 ? ["shortlist.npz", "output_layer.onnx", "decoder_shortlist.onnx"] : ["shortlist.npz"];
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export class FolderError extends Error {}
@@ -20,13 +24,14 @@ export async function openFolder(base) {
   const config = JSON.parse(new TextDecoder().decode(await fetchBytes(`${base}config.json`)));
   const version = config.format_version;
   if (!READABLE_VERSIONS.includes(version)) {
-    const fix = Number.isInteger(version) && version > 4 ? "this page is older than the model folder: export the site again"
+    const fix = Number.isInteger(version) && version > 5 ? "this page is older than the model folder: export the site again"
       : "re-export the model folder";
     throw new FolderError(`model format version ${JSON.stringify(version)}; this page reads versions ${READABLE_VERSIONS.join(", ")}: ${fix}`);
   }
   const files = {};
   for (const [name, digest] of Object.entries(config.files || {})) {
     if (!NAME.test(name)) throw new FolderError(`config.json names a file ${JSON.stringify(name)} outside the folder`);
+    if (unused(version).includes(name)) continue;
     const bytes = await fetchBytes(`${base}${name}`);
     if (hex(await crypto.subtle.digest("SHA-256", bytes)) !== digest) {
       throw new FolderError(`${name}: sha256 does not match config.json (file changed or corrupt); refused`);
