@@ -25,7 +25,7 @@ from common import OUT, ROOT, TATOEBA, emit, machine, peak_rss_mb, require_share
 ROWS = ["reference_eager_b1", "runtime_fp32_b1", "runtime_int8_b1", "runtime_fp32_b32", "runtime_int8_b32",
         "runtime_fp32_b128", "runtime_int8_b128"]
 SHORTLIST_ROWS = ["runtime_fp32sl_b1", "runtime_int8sl_b1", "runtime_fp32sl_b32", "runtime_int8sl_b32",
-                  "runtime_int8sl_b128"]
+                  "runtime_fp32sl_b128", "runtime_int8sl_b128"]
 KINDS = {"fp32": [], "int8": ["--quantize", "int8"], "fp32sl": ["--shortlist"], "int8sl": ["--quantize", "int8", "--shortlist"]}
 
 

@@ -135,6 +135,26 @@ def test_oversized_file_is_refused_before_reading(tiny_onnx, tmp_path):
     _refused(folder, "tokenizer.json", "bytes, more than the")
 
 
+def test_a_file_that_grows_while_read_is_refused(tiny_onnx, tmp_path, monkeypatch):
+    """A file is read to the size fstat gave it and one byte more: a writer appending after the
+    fstat (here: fstat one byte short) shows in that byte, and the load is refused."""
+    import runtime.folder_io as folder_io
+
+    folder = _copy(tiny_onnx, tmp_path)
+    real_fstat = os.fstat
+
+    class Shorter:
+        def __init__(self, st):
+            self.st, self.st_size = st, st.st_size - 1
+
+        def __getattr__(self, name):
+            return getattr(self.st, name)
+
+    monkeypatch.setattr(folder_io.os, "fstat", lambda fd: Shorter(real_fstat(fd)))
+    with pytest.raises(ModelFolderError, match="config.json: grew while being read"):
+        load_config(folder)
+
+
 def test_swapped_graphs_are_named(tiny_onnx, tmp_path):
     folder = _copy(tiny_onnx, tmp_path)
     os.rename(folder / "encoder.onnx", folder / "tmp.onnx")
