@@ -147,12 +147,12 @@ def _write(out, results, sources, as_json: bool, want_scores: bool, progress) ->
 def _output(output_path: str | None):
     """--output FILE is written under a temporary name and renamed on success (an existing FILE
     stays as it was if anything fails); without it, stdout."""
-    from runtime.atomic import atomic_write
-
     if output_path is None:
         yield sys.stdout
         sys.stdout.flush()  # inside the caller's error handling: a full disk or closed pipe shows here
         return
+    from runtime.atomic import atomic_write  # only here: its imports cost ~10 ms of a cold start
+
     with atomic_write(output_path) as f:
         yield f
 
@@ -193,7 +193,29 @@ def main() -> None:
     # hashing and the imports (0.289 -> 0.254 s cold start, docs/benchmarks.md); the runtime
     # multiplies nothing with it
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    cli(prog_name="runtime")
+    try:
+        cli(prog_name="runtime")  # click ends it with SystemExit, whatever happened
+    except SystemExit as e:
+        _exit_now(e.code)
+
+
+def _exit_now(code) -> None:
+    """Ends the program without Python's teardown, which freed onnxruntime's sessions and the
+    model's memory object by object: 40 ms of a 0.29 s `runtime translate "hello"` (docs/benchmarks.md,
+    cold start). What teardown would still do for us is done first: the atexit functions (logging's
+    flush among them) and the flush of stdout and stderr; the rest the OS reclaims at once."""
+    import atexit
+
+    if isinstance(code, str):  # sys.exit("message"), as Python itself would report it
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: already reported, or nobody to report it to
+            code = code or 1
+    os._exit(code or 0)
 
 
 @click.group()

@@ -105,3 +105,20 @@ def test_python_m_runtime_and_the_console_script_translate_alike(tiny_onnx):
     script = Path(PY).parent / "runtime"  # installed by pip install -e . beside this python
     s = subprocess.run([str(script), *args], capture_output=True, text=True, env=run_env(), cwd=ROOT)
     assert s.returncode == 0 and s.stdout == r.stdout, s.stderr
+
+
+@pytest.mark.parametrize("code, rc, err", [(None, 0, ""), (3, 3, ""), ("no model folder", 1, "no model folder")])
+def test_the_program_ends_without_teardown_after_atexit_and_flushing(code, rc, err):
+    """The `runtime` program's exit (runtime.cli._exit_now) skips Python's teardown (an object's
+    finalizer does not run: the OS frees the sessions' memory at once) but still runs the atexit
+    functions and flushes what was printed, and keeps the exit status (a message: 1, on stderr)."""
+    probe = ("import atexit, sys, runtime.cli\n"
+             "class Finalized:\n"
+             "    def __del__(self):\n"
+             "        print('teardown ran')\n"
+             "kept = Finalized()\n"
+             "atexit.register(lambda: print('atexit ran', end=' '))\n"
+             "print('buffered', end=' ')\n"
+             f"runtime.cli._exit_now({code!r})\n")
+    r = subprocess.run([PY, "-c", probe], capture_output=True, text=True, env=run_env(), cwd=ROOT)
+    assert (r.returncode, r.stdout, r.stderr.strip()) == (rc, "buffered atexit ran ", err)
