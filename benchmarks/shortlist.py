@@ -1,8 +1,10 @@
 """The shortlist's bar: BLEU within 0.2 of the whole vocabulary and greedy output identical on at
 least 95% of the test sentences, for shortlists of several sizes built from a trained run's data
 (`trainer shortlist`, into a copy of its checkpoint), each exported with `--shortlist`, against the
-same checkpoint exported without one; with the mean candidates per batch (at batch 1 and 32) and
-the sentences per second of both (batches of 32).
+same checkpoint exported without one: translated one sentence at a time and in batches of 32 (a
+batch's candidates are the union of its sentences', and a format 5 folder decodes a batch whose
+candidates don't pay with the whole vocabulary: runtime.shortlist.rows_pay); with the mean
+candidates per batch and the sentences per second of both.
 
     python benchmarks/shortlist.py --checkpoint RUN/checkpoint.pth --task "tatoeba en-fr"
 """
@@ -30,18 +32,24 @@ def test_pairs(task: str, n: int | None) -> tuple[list[str], list[str]]:
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+BATCHES = (1, 32)
+
+
 def measure(folder: Path, sources: list[str], refs: list[str], shortlist: bool) -> dict:
+    """-> per batch size: the translations, BLEU and sentences per second; and the mean candidates."""
     import sacrebleu
 
     from runtime import Translator
 
     t = Translator(folder, device="cpu", shortlist=shortlist)
     t.translate(sources[:16])
-    start = time.perf_counter()
-    out = t.translate(sources, batch_size=32)
-    seconds = time.perf_counter() - start
-    result = {"outs": out, "bleu": round(sacrebleu.corpus_bleu(out, [refs], lowercase=True).score, 2),
-              "sent_per_s": round(len(sources) / seconds, 1)}
+    result = {}
+    for batch in BATCHES:
+        start = time.perf_counter()
+        out = [t.translate(s) for s in sources] if batch == 1 else t.translate(sources, batch_size=batch)
+        seconds = time.perf_counter() - start
+        result[f"b{batch}"] = {"outs": out, "bleu": round(sacrebleu.corpus_bleu(out, [refs], lowercase=True).score, 2),
+                               "sent_per_s": round(len(sources) / seconds, 1)}
     if shortlist:
         rows = [ids for ids in (t.encode(s)[0] for s in sources) if ids]
         order = sorted(rows, key=len)
@@ -81,17 +89,18 @@ def main() -> None:
                  str(per_source), "--cache-dir", str(checkpoint.parent / "cache"), *(["--from-model"] if args.from_model else [])])
             folder = Path(tmp) / f"onnx-{frequent}-{per_source}"
             run([sys.executable, "-m", "export", "onnx", str(copy), "--out", str(folder), "--shortlist", *quantize])
-            short = measure(folder, sources, refs, True)
-            same = sum(a == b for a, b in zip(short["outs"], full["outs"])) / len(sources)
-            results[f"{frequent}+{per_source}"] = {**short, "identical": round(same, 4),
-                                                   "bleu_delta": round(short["bleu"] - full["bleu"], 2),
-                                                   "passes": bool(abs(short["bleu"] - full["bleu"]) <= 0.2 and same >= 0.95)}
-            r = results[f"{frequent}+{per_source}"]
-            print(f"{frequent:5d} + {per_source:3d}: BLEU {r['bleu']:.2f} ({r['bleu_delta']:+.2f}), identical "
-                  f"{same:.1%}, candidates b1 {r['candidates_b1']:.0f} / b32 {r['candidates_b32']:.0f}, "
-                  f"{r['sent_per_s']:.0f} vs {full['sent_per_s']:.0f} sent/s", flush=True)
+            short = r = results[f"{frequent}+{per_source}"] = measure(folder, sources, refs, True)
+            for b in (f"b{batch}" for batch in BATCHES):
+                same = sum(x == y for x, y in zip(short[b]["outs"], full[b]["outs"])) / len(sources)
+                delta = round(short[b]["bleu"] - full[b]["bleu"], 2)
+                short[b].update(identical=round(same, 4), bleu_delta=delta, passes=bool(abs(delta) <= 0.2 and same >= 0.95))
+                print(f"{frequent:5d} + {per_source:3d}, {b}: BLEU {short[b]['bleu']:.2f} ({delta:+.2f}), identical "
+                      f"{same:.1%}, candidates {r['candidates_' + b]:.0f}, {short[b]['sent_per_s']:.0f} vs "
+                      f"{full[b]['sent_per_s']:.0f} sent/s", flush=True)
+            r["passes"] = all(r[f"b{batch}"]["passes"] for batch in BATCHES)
     for r in results.values():
-        r.pop("outs")
+        for b in BATCHES:
+            r[f"b{b}"].pop("outs")
     emit({"results": results, "task": args.task, "checkpoint": str(checkpoint), "quantize": args.quantize,
           "counted_over": "the model's output" if args.from_model else "the training targets",
           "sentences": len(sources), "machine": machine()})

@@ -72,7 +72,7 @@ def _build(source: Exported, tmp: Path, opset: int, quantize: str | None, verify
     texts = sample_sentences(source.ckpt, source.tokenizer, source.src_vocab, source.model.cfg.max_source_len)
     report = verify_graphs(source, paths, texts) if verify else Report()
     if quantize == "int8":
-        quantize_graphs(source, paths, texts, report, verify, log)
+        quantize_graphs(source, paths, texts, report, verify, log, opset)
     write_files(source, tmp, shortlist)
     write_config(source, tmp, opset, quantize, shortlist)
     check_with_runtime(tmp)
@@ -95,7 +95,8 @@ def verify_graphs(source: Exported, paths, texts: list[str]) -> Report:
     return report
 
 
-def quantize_graphs(source: Exported, paths, texts: list[str], report: Report, verify: bool, log) -> None:
+def quantize_graphs(source: Exported, paths, texts: list[str], report: Report, verify: bool, log,
+                    opset: int = DEFAULT_OPSET) -> None:
     """The graphs to int8 in place; the report gains the sizes and (verified) the greedy agreement."""
     from export.quantize import (float_weight_ops, int8_output_rows, quantize_int8, quantized_op_counts,
                                  wide_int8_weights)
@@ -104,12 +105,12 @@ def quantize_graphs(source: Exported, paths, texts: list[str], report: Report, v
     args = (texts, source.tokenizer, source.src_vocab, source.model.cfg)
     fp32_ids = greedy_ids(paths, *args) if verify else None
     report.size_fp32 = sum(p.stat().st_size for p in paths)
-    for path in paths:
+    for path in paths[:2] + paths[3:]:  # a shortlist's output layer: from the quantized decoder.onnx, below
         quantized = path.with_suffix(".int8.onnx")
         quantize_int8(path, quantized)
         os.replace(quantized, path)
     if len(paths) == 4:  # a shortlist: encoder, decoder, output layer, shortlist decoder
-        int8_output_rows(paths[2], paths[3])
+        int8_output_rows(paths[1], paths[2], paths[3], opset)
     left = [op for p in paths for op in float_weight_ops(p)]
     if left:
         raise ExportError(f"int8 quantization left fp32 weights in {left} ops")

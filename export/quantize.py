@@ -37,13 +37,10 @@ def _quiet_root_logger():
 def quantize_int8(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # output_layer.onnx only gathers rows: its weights are stored int8 and dequantized as they are
-    # gathered (once per batch); the step multiplies by those fp32 rows
-    ops = ["Gather"] if src.stem == "output_layer" else QUANTIZED_OPS
     with _quiet_root_logger():
         # MatMulConstBOnly: only products with a weight matrix; attention's two activation x
         # activation products (scores, context) stay fp32, where int8 would only add error
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=ops,
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS,
                          reduce_range=True, extra_options={"MatMulConstBOnly": True})
 
 
@@ -79,25 +76,31 @@ def wide_int8_weights(path: Path) -> list[str]:
             and np.abs(numpy_helper.to_array(i).astype(np.int32)).max(initial=0) > WEIGHT_LIMIT]
 
 
-def int8_output_rows(output_layer: Path, decoder: Path) -> None:
-    """For a shortlist: the output layer hands the decoder its rows as the quantizer stored them (uint8
-    with the weight's scale and zero point), not dequantized, and the decoder multiplies by them with
-    onnxruntime's DynamicQuantizeMatMul. A batch-1 step then reads K bytes a row instead of 4K: with
-    fp32 rows a shortlist read as many bytes as the int8 projection over the whole vocabulary."""
+def int8_output_rows(decoder: Path, output_layer: Path, rows_decoder: Path, opset: int) -> None:
+    """For a shortlist, after decoder.onnx is quantized: output_layer.onnx gathers its rows from
+    decoder.onnx's own int8 projection (the same int8 values, scale and zero point; the bias fp32 as
+    there), and the shortlist decoder multiplies by them as stored, with onnxruntime's
+    DynamicQuantizeMatMul. So a batch on either decoder multiplies by the same weights (the whole
+    vocabulary's rows give decoder.onnx's scores), and a batch-1 step reads K bytes a row, not 4K.
+    (Quantized on its own, the output layer had a scale of its own and a uint8 bias: 17% of the
+    test sentences translated otherwise at batch 1 than decoder.onnx, docs/benchmarks.md.)"""
     import onnx
-    from onnx import helper
+    from onnx import helper, numpy_helper
 
-    layer = onnx.load(str(output_layer))
-    dequantize = next(n for n in layer.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == "rows")
-    rows, scale, zero_point = dequantize.input
-    layer.graph.node.remove(dequantize)
-    next(n for n in layer.graph.node if n.output[0] == "out_weight").input[0] = rows
-    out = next(o for o in layer.graph.output if o.name == "out_weight")
-    inits = {i.name: i for i in layer.graph.initializer}
-    out.type.tensor_type.elem_type = inits[zero_point].data_type
+    from export.step_graph import output_layer_graph
+
+    whole = onnx.load(str(decoder))
+    inits = {i.name: i for i in whole.graph.initializer}
+    matmul = next(n for n in whole.graph.node if n.op_type == "MatMulInteger" and n.name.startswith("/out/"))
+    weight, zero_point = inits[matmul.input[1]], inits[matmul.input[3]]  # (H, V) int8, its zero point
+    scale = inits[matmul.input[1].removesuffix("_quantized") + "_scale"]  # as the quantizer names it
+    add = next(n for n in whole.graph.node if n.name == "/out/Add")
+    bias = numpy_helper.to_array(inits[add.input[1]])
+    layer = output_layer_graph({"out.weight": numpy_helper.to_array(weight).T, "out.bias": bias}, opset)
+    set_metadata_like(layer, whole)
     onnx.save(layer, str(output_layer))
 
-    step = onnx.load(str(decoder))
+    step = onnx.load(str(rows_decoder))
     matmul = next(n for n in step.graph.node if n.name == "/out/MatMul")
     position = list(step.graph.node).index(matmul)
     step.graph.node.remove(matmul)
@@ -106,11 +109,17 @@ def int8_output_rows(output_layer: Path, decoder: Path) -> None:
         list(matmul.output), name="/out/DynamicQuantizeMatMul", domain="com.microsoft"))
     for name, source in (("out_weight_scale", scale), ("out_weight_zero_point", zero_point)):
         init = onnx.TensorProto()
-        init.CopyFrom(inits[source])
+        init.CopyFrom(source)
         init.name = name
         step.graph.initializer.append(init)
-    next(i for i in step.graph.input if i.name == "out_weight").type.tensor_type.elem_type = inits[zero_point].data_type
+    next(i for i in step.graph.input if i.name == "out_weight").type.tensor_type.elem_type = weight.data_type
     if not any(o.domain == "com.microsoft" for o in step.opset_import):
         step.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    onnx.save(step, str(decoder))
+    onnx.save(step, str(rows_decoder))
 
+
+def set_metadata_like(model, source) -> None:
+    """model's metadata (format_version, producer) as source's."""
+    del model.metadata_props[:]
+    for prop in source.metadata_props:
+        model.metadata_props.add().CopyFrom(prop)

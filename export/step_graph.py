@@ -143,7 +143,9 @@ def decoder_step_graph(weights: dict, cfg, opset: int, shortlist: bool = False):
 def output_layer_graph(weights: dict, opset: int):
     """candidates (K,) int64 -> out_weight (H, K), out_bias (K,): the rows of the output projection,
     gathered as whole rows (K contiguous copies, not K strided reads from each of H rows) and
-    transposed once, so every step multiplies (B, H) x (H, K) without a transpose of its own."""
+    transposed once, so every step multiplies (B, H) x (H, K) without a transpose of its own.
+    out.weight (V, H) float32, or int8 as an int8 decoder.onnx stores its projection (the rows
+    then stay int8: export/quantize.py int8_output_rows)."""
     from onnx import TensorProto, helper, numpy_helper
 
     w = weights["out.weight"]  # (V, H)
@@ -153,9 +155,9 @@ def output_layer_graph(weights: dict, opset: int):
     nodes = [helper.make_node("Gather", ["out.weight", "candidates"], ["rows"], name="/out/Gather_weight", axis=0),
              helper.make_node("Transpose", ["rows"], ["out_weight"], name="/out/Transpose", perm=[1, 0]),
              helper.make_node("Gather", ["out.bias", "candidates"], ["out_bias"], name="/out/Gather_bias", axis=0)]
-    f32 = TensorProto.FLOAT
+    f32, rows = TensorProto.FLOAT, helper.np_dtype_to_tensor_dtype(w.dtype)
     graph = helper.make_graph(nodes, "output_layer", [helper.make_tensor_value_info("candidates", TensorProto.INT64, ["candidates"])],
-                              [helper.make_tensor_value_info("out_weight", f32, [h, "candidates"]),
+                              [helper.make_tensor_value_info("out_weight", rows, [h, "candidates"]),
                                helper.make_tensor_value_info("out_bias", f32, ["candidates"])], inits)
     return _model(helper, graph, opset)
 

@@ -130,8 +130,10 @@ def graph_signatures(cfg: FolderConfig) -> dict[str, tuple[dict, dict]]:
         "memory": ("tensor(float)", [None, None, cfg.hidden_dim]), "input_feed": ("tensor(float)", [None, cfg.hidden_dim]),
         "keys": ("tensor(float)", [None, cfg.hidden_dim, None]), "score_bias": ("tensor(float)", [None, 1, None]),
         "candidates": ("tensor(int64)", [None]),
-        # an int8 folder's rows stay as quantized (export/quantize.py int8_output_rows)
-        "out_weight": ("tensor(uint8)" if cfg.quantization == "int8" else "tensor(float)", [cfg.hidden_dim, None]),
+        # an int8 folder's rows stay as quantized (export/quantize.py int8_output_rows): from format 5
+        # decoder.onnx's int8 projection itself, in format 4 the output layer's own uint8 quantization
+        "out_weight": (("tensor(int8)" if cfg.format_version >= SHORTLIST_DECODER_VERSION else "tensor(uint8)")
+                       if cfg.quantization == "int8" else "tensor(float)", [cfg.hidden_dim, None]),
         "out_bias": ("tensor(float)", [None]),
     }
 

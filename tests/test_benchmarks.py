@@ -70,6 +70,8 @@ def test_web_quick_runs(tiny_att_onnx):
 def test_shortlist_quick_runs(tiny_att_run):
     result = _quick("benchmarks/shortlist.py", "--checkpoint", str(tiny_att_run / "checkpoint.pth"))
     assert set(result["results"]) == {"whole vocabulary", "1000+100"} and result["sentences"] == 100
+    short = result["results"]["1000+100"]
+    assert set(short["b1"]) >= {"bleu", "identical", "passes"} and 0 <= short["b32"]["identical"] <= 1
 
 
 @needs_shared

@@ -224,28 +224,41 @@ def test_format_3_attention_folder_translates_as_before(v3_folder, tiny_att_onnx
     assert np.allclose([h.score for s in got for h in s], [h.score for s in want for h in s], atol=1e-4)
 
 
-def test_an_int8_shortlist_multiplies_by_the_stored_int8_rows(tiny_att_run, tiny_att_onnx, tmp_path):
-    """int8 with a shortlist: the output layer hands over its rows as stored (uint8), the decoder
-    multiplies by them with DynamicQuantizeMatMul, and a step's probabilities stay within int8's
-    rounding of fp32's (a wrong scale or zero point would move them by far more)."""
+def test_an_int8_shortlist_multiplies_by_decoder_onnx_own_int8_rows(tiny_att_run, tiny_att_onnx, tmp_path):
+    """int8 with a shortlist: the output layer holds decoder.onnx's own int8 projection (its int8
+    values; the bias fp32), hands the rows over as stored, and decoder_shortlist.onnx multiplies by
+    them with DynamicQuantizeMatMul, so a batch given every row scores as decoder.onnx does (a scale
+    or bias of its own would move the scores by far more than 1e-4) and translates the same; with
+    fewer rows, a step's probabilities are the whole vocabulary's renormalized, within int8's
+    rounding."""
     import onnx
+    from onnx import numpy_helper
 
     from export.folder import export_onnx
     from runtime.decode import pad_batch
 
     folder = tmp_path / "int8sl"
     export_onnx(tiny_att_run / "checkpoint.pth", folder, quantize="int8", shortlist=True)
-    layer = onnx.load(str(folder / "output_layer.onnx"))
-    assert next(o for o in layer.graph.output if o.name == "out_weight").type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    layer = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(folder / "output_layer.onnx")).graph.initializer}
+    whole = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(folder / "decoder.onnx")).graph.initializer}
+    assert layer["out.weight"].dtype == np.int8 and layer["out.bias"].dtype == np.float32
+    assert np.array_equal(layer["out.weight"].T, whole["out.weight_t_quantized"])
+    assert np.array_equal(layer["out.bias"], whole["out.bias"])
     assert "DynamicQuantizeMatMul" in {n.op_type for n in onnx.load(str(folder / "decoder_shortlist.onnx")).graph.node}
-    assert "DynamicQuantizeMatMul" not in {n.op_type for n in onnx.load(str(folder / "decoder.onnx")).graph.node}
-    short, full = _rows_always(Translator(folder)), Translator(tiny_att_onnx)
-    src, lengths = pad_batch([full.encode(t)[0] for t in SENTENCES])
+    v = Translator(folder, shortlist=False).config.tgt_vocab_size
+    every = _with_shortlist(folder, tmp_path / "every", np.arange(v), np.zeros((Translator(folder).config.src_vocab_size, 0)))
+    rows, plain = _rows_always(Translator(every)), Translator(folder, shortlist=False)
+    src, lengths = pad_batch([plain.encode(t)[0] for t in SENTENCES])
     prev = np.full(len(SENTENCES), 2, dtype=np.int64)
-    s_state = short.encoder(src, lengths)
-    _, s_lp, _ = short.decoder.step(prev, s_state, want_log_probs=True)
-    _, f_lp, _ = full.decoder.step(prev, full.encoder(src, lengths), want_log_probs=True)
-    cols = s_state["candidates"]
-    renormalized = f_lp[:, cols] - np.log(np.exp(f_lp[:, cols]).sum(-1, keepdims=True))
-    assert np.abs(np.exp(s_lp) - np.exp(renormalized)).max() < 0.03
-    assert all(isinstance(t, str) for t in short.translate(SENTENCES))
+    r_state = rows.encoder(src, lengths)
+    assert r_state["out_weight"].dtype == np.int8 and len(r_state["candidates"]) == plain.config.tgt_vocab_size
+    r_next, r_lp, _ = rows.decoder.step(prev, r_state, want_log_probs=True)
+    p_next, p_lp, _ = plain.decoder.step(prev, plain.encoder(src, lengths), want_log_probs=True)
+    assert np.abs(r_lp - p_lp).max() < 1e-4 and (r_next == p_next).all()
+    assert rows.translate(SENTENCES) == plain.translate(SENTENCES)
+    few = _with_shortlist(folder, tmp_path / "few", np.arange(4, 40), np.zeros((plain.config.src_vocab_size, 0)))
+    f_state = Translator(few).encoder(src, lengths)
+    _, f_lp, _ = Translator(few).decoder.step(prev, f_state, want_log_probs=True)
+    cols = f_state["candidates"]
+    renormalized = p_lp[:, cols] - np.log(np.exp(p_lp[:, cols]).sum(-1, keepdims=True))
+    assert np.abs(np.exp(f_lp) - np.exp(renormalized)).max() < 0.03
