@@ -4,7 +4,8 @@ least 95% of the test sentences, for shortlists of several sizes built from a tr
 same checkpoint exported without one: translated one sentence at a time and in batches of 32 (a
 batch's candidates are the union of its sentences', and a format 5 folder decodes a batch whose
 candidates don't pay with the whole vocabulary: runtime.shortlist.rows_pay); with the mean
-candidates per batch and the sentences per second of both.
+candidates per batch. Speed is benchmarks/decode.py's (--shortlist): this process has PyTorch
+loaded (the trainer reads the test set), whose threads slow onnxruntime's here.
 
     python benchmarks/shortlist.py --checkpoint RUN/checkpoint.pth --task "tatoeba en-fr"
 """
@@ -14,7 +15,6 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +45,8 @@ def measure(folder: Path, sources: list[str], refs: list[str], shortlist: bool) 
     t.translate(sources[:16])
     result = {}
     for batch in BATCHES:
-        start = time.perf_counter()
         out = [t.translate(s) for s in sources] if batch == 1 else t.translate(sources, batch_size=batch)
-        seconds = time.perf_counter() - start
-        result[f"b{batch}"] = {"outs": out, "bleu": round(sacrebleu.corpus_bleu(out, [refs], lowercase=True).score, 2),
-                               "sent_per_s": round(len(sources) / seconds, 1)}
+        result[f"b{batch}"] = {"outs": out, "bleu": round(sacrebleu.corpus_bleu(out, [refs], lowercase=True).score, 2)}
     if shortlist:
         rows = [ids for ids in (t.encode(s)[0] for s in sources) if ids]
         order = sorted(rows, key=len)
@@ -95,8 +92,7 @@ def main() -> None:
                 delta = round(short[b]["bleu"] - full[b]["bleu"], 2)
                 short[b].update(identical=round(same, 4), bleu_delta=delta, passes=bool(abs(delta) <= 0.2 and same >= 0.95))
                 print(f"{frequent:5d} + {per_source:3d}, {b}: BLEU {short[b]['bleu']:.2f} ({delta:+.2f}), identical "
-                      f"{same:.1%}, candidates {r['candidates_' + b]:.0f}, {short[b]['sent_per_s']:.0f} vs "
-                      f"{full[b]['sent_per_s']:.0f} sent/s", flush=True)
+                      f"{same:.1%}, candidates {r['candidates_' + b]:.0f}", flush=True)
             r["passes"] = all(r[f"b{batch}"]["passes"] for batch in BATCHES)
     for r in results.values():
         for b in BATCHES:

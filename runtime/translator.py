@@ -156,6 +156,8 @@ class Translator:
         from runtime.sessions import DeviceError, make_session
 
         device = device or self.device
+        if name == OUTPUT_LAYER_FILE:  # one gather per batch: a pool of its own would only spin beside the
+            threads = 1                # decoder's after each (where the process shares one, it is that one)
         try:
             try:
                 return make_session(graph, device, threads, spinning), None

@@ -110,6 +110,11 @@ def test_each_batch_takes_the_decoder_its_candidates_pay_for(tiny_att_onnx, tiny
     _, log_probs, _ = many.decoder.step(np.array([2]), state, want_log_probs=True)
     assert log_probs.shape == (1, v)  # decoder.onnx
     _same_output(many, plain)
+    # one gather per batch: no pool of its own, whose workers would spin beside the decoder's
+    from runtime.sessions import shared_pool_threads
+
+    if shared_pool_threads() is None:
+        assert many.encoder.output_layer.session.get_session_options().intra_op_num_threads == 1
 
 
 @pytest.fixture(scope="module")
