@@ -69,11 +69,8 @@ def rows_pay(candidates: int, sentences: int, vocab_size: int, int8: bool) -> bo
     given to the decoder as inputs, rather than by the whole projection, which onnxruntime prepacks
     into its MatMul's own layout as a constant: rows that come in as inputs can't be, so they pay
     only while they are few enough. Break-even measured per step on 2 cores with the 8,000 pieces of
-    the default model (docs/benchmarks.md, "format 5"): fp32 at 0.5-1.0 of the vocabulary for any
-    batch; int8 (whose prepacked kernel gains more) at 0.56 for one sentence, 0.44-0.5 for 2-4,
-    0.37 for 8 and 0.27 for 32. Beam search counts its sentences, not its beams."""
-    if not int8 or sentences == 1:
-        share = 0.5
-    else:
-        share = 0.4 if sentences < 8 else 0.25
+    the default model (docs/benchmarks.md, "Format 5"): fp32 at 0.5-1.0 of the vocabulary for any
+    batch; int8, whose prepacked kernel gains more, at 0.55 for one sentence, 0.42-0.52 for 2-4,
+    0.37 for 8 and 0.45 for 32. Beam search counts its sentences, not its beams."""
+    share = 0.5 if not int8 or sentences == 1 else 0.375
     return candidates <= vocab_size * share

@@ -95,7 +95,8 @@ def test_each_batch_takes_the_decoder_its_candidates_pay_for(tiny_att_onnx, tiny
     from runtime.shortlist import rows_pay
 
     assert rows_pay(50, 1, 100, int8=False) and not rows_pay(51, 1, 100, int8=False)
-    assert rows_pay(50, 1, 100, int8=True) and not rows_pay(26, 8, 100, int8=True) and rows_pay(50, 32, 100, int8=False)
+    assert rows_pay(50, 1, 100, int8=True) and rows_pay(37, 8, 100, int8=True) and not rows_pay(38, 8, 100, int8=True)
+    assert rows_pay(50, 32, 100, int8=False) and not rows_pay(51, 32, 100, int8=False)
     plain = Translator(tiny_att_onnx)
     v, vs = plain.config.tgt_vocab_size, plain.config.src_vocab_size
     one = np.array([plain.encode(SENTENCES[0])[0]])
