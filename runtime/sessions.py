@@ -324,4 +324,3 @@ class ShortlistDecoders:
 
     def select(self, state: State, rows: np.ndarray, same_sources: bool = False) -> State:
         return self.whole.select(state, rows, same_sources)
-

@@ -114,9 +114,8 @@ class Translator:
         # the graphs become sessions side by side, while the vocabularies load: onnxruntime parses
         # and optimizes a graph without holding the GIL (~20 ms of a cold start, docs/benchmarks.md)
         names = list(graph_signatures(self.config))
-        if not shortlist:  # a format 5 folder's decoder.onnx needs no rows; a format 4 one's does
-            names = [n for n in names if n != DECODER_SHORTLIST_FILE and (n != OUTPUT_LAYER_FILE or
-                                                                           DECODER_SHORTLIST_FILE not in names)]
+        if not shortlist and DECODER_SHORTLIST_FILE in names:  # format 5: decoder.onnx alone scores the
+            names = [n for n in names if n not in (DECODER_SHORTLIST_FILE, OUTPUT_LAYER_FILE)]  # whole vocabulary
         workers = len(names)
         if self.device == "cuda":  # once, here: it redirects stdout, which is not for two threads at once;
             load_cuda_libraries()  # and CUDA sessions one after the other, as before (side by side is untried on a GPU)
