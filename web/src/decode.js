@@ -1,8 +1,9 @@
 // runtime/decode.py's greedy search in JavaScript, over onnxruntime-web sessions: the same stop rule
 // (each sentence until its <eos> or its cap, the batch until all have ended) and the same state
 // names, read from the graphs (runtime/state.py): hidden, cell (L, B, H); with attention input_feed,
-// memory, keys and score_bias (format 4) or src_lengths (formats 2-3); with a shortlist the output
-// layer's rows (here: the whole vocabulary's, gathered once).
+// memory, keys and score_bias (formats 4-5) or src_lengths (formats 2-3); a format 4 shortlist folder's
+// decoder also takes the output layer's rows (here: the whole vocabulary's, gathered once; a format 5
+// folder's decoder.onnx holds the whole projection itself).
 import * as ort from "onnxruntime-web/wasm";
 
 export const PAD_ID = 0, SOS_ID = 2, EOS_ID = 3;
@@ -17,7 +18,7 @@ export class Model {
     self.decoder = await ort.InferenceSession.create(files["decoder.onnx"], options);
     self.config = config;
     self.stateInputs = self.decoder.inputNames.filter((n) => n !== "prev_ids");
-    if (self.stateInputs.includes("out_weight")) {  // a folder with a shortlist: the whole vocabulary's rows
+    if (self.stateInputs.includes("out_weight")) {  // a format 4 shortlist folder: the whole vocabulary's rows
       const layer = await ort.InferenceSession.create(files["output_layer.onnx"], options);
       const ids = Array.from({ length: config.tgt_vocab_size }, (_, i) => i);
       const rows = await layer.run({ candidates: int64(ids, [ids.length]) });
