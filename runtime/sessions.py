@@ -222,8 +222,6 @@ class OutputLayerSession(_Session):
             if self.whole_decoder and not rows_pay(len(ids), len(src_ids), self.vocab_size, self.int8):
                 return {}
             return self.rows(ids)
-        if self.whole_decoder:
-            return {}
         if self._full is None:  # two threads may both build it: the same rows, no harm
             self._full = self.rows(np.arange(self.vocab_size, dtype=np.int64))
         return self._full

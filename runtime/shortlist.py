@@ -63,7 +63,6 @@ def to_bytes(frequent: np.ndarray, by_source: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-
 def rows_pay(candidates: int, sentences: int, vocab_size: int, int8: bool) -> bool:
     """Whether a batch of `sentences` should multiply by its `candidates` rows of the output layer,
     given to the decoder as inputs, rather than by the whole projection, which onnxruntime prepacks

@@ -139,13 +139,14 @@ class Translator:
                                               self.shortlist, whole_decoder=whole,
                                               int8=self.config.quantization == "int8")
         self.encoder = EncoderSession(sessions[ENCODER_FILE], self.device, output_layer=output_layer)
-        self.decoder = DecoderSession(sessions[DECODER_FILE], self.device)
-        if rows_file and whole:
-            self.decoder = ShortlistDecoders(self.decoder, DecoderSession(sessions[rows_file], self.device))
+        decoders = {name: DecoderSession(sessions[name], self.device) for name in (DECODER_FILE, rows_file) if name}
+        self.decoder = decoders[DECODER_FILE]
+        if len(decoders) == 2:
+            self.decoder = ShortlistDecoders(self.decoder, decoders[rows_file])
         cfg = self.config
         self.codec = TextCodec(self.tokenizer, self.src_vocab, self.tgt_vocab, cfg.reverse_source, cfg.max_source_len,
                                cfg.text)
-        self._probe()
+        self._probe(decoders, rows_file)
 
     def _session(self, graph: bytes, name: str, threads: int | None, spinning: bool, device: str | None = None):
         """-> (an onnxruntime session over the graph's verified bytes on `device` (self.device),
@@ -219,11 +220,10 @@ class Translator:
                 raise ModelFolderError(f"{self.model_dir / name}: not the graph config.json describes ({problem}); "
                                        f"{REEXPORT_HINT}")
 
-    def _probe(self) -> None:
+    def _probe(self, decoders: dict, rows_file: str | None) -> None:
         """One tiny run of each graph with the largest id of its vocabulary, so a graph whose
-        embedding or output layer doesn't match config.json fails here, not at translate time."""
-        from runtime.sessions import ShortlistDecoders
-
+        embedding or output layer doesn't match config.json fails here, not at translate time.
+        decoders: file -> DecoderSession; rows_file: the one of them that takes the output rows."""
         cfg, last = self.config, self.config.tgt_vocab_size - 1
         try:
             src = np.array([[SOS_ID, cfg.src_vocab_size - 1, EOS_ID]], dtype=np.int64)
@@ -233,21 +233,17 @@ class Translator:
                                    f"(its embedding is smaller than the src_vocab_size {cfg.src_vocab_size} of config.json); "
                                    f"{REEXPORT_HINT}") from None
         state = {k: v for k, v in state.items() if k not in OUTPUT_LAYER}  # whichever the batch got
-        whole, rows = self.decoder, None
-        if isinstance(self.decoder, ShortlistDecoders):
-            whole, rows = self.decoder.whole, self.decoder.rows
-        elif self.encoder.output_layer is not None:
-            whole, rows = None, self.decoder
-        if whole is not None:
-            self._probe_decoder(whole, DECODER_FILE, state, cfg.tgt_vocab_size)
-        if rows is not None:
+        for name, decoder in decoders.items():
+            if name != rows_file:
+                self._probe_decoder(decoder, name, state, cfg.tgt_vocab_size)
+                continue
             try:  # the largest target id's row, alone: the decoder then scores exactly one column
                 rows_state = {**state, **self.encoder.output_layer.rows(np.array([last], dtype=np.int64))}
             except Exception:
                 raise ModelFolderError(f"{self.model_dir / OUTPUT_LAYER_FILE}: fails on target id {last} (its output "
                                        f"layer is smaller than the tgt_vocab_size {cfg.tgt_vocab_size} of config.json); "
                                        f"{REEXPORT_HINT}") from None
-            self._probe_decoder(rows, rows_decoder_file(cfg), rows_state, 1)
+            self._probe_decoder(decoder, name, rows_state, 1)
 
     def _probe_decoder(self, decoder, name: str, state: dict, columns: int) -> None:
         last = self.config.tgt_vocab_size - 1
