@@ -7,6 +7,8 @@ process so peak RSS belongs to that configuration alone.
 --tree DIR times another source tree side by side (e.g. `git worktree add ../before COMMIT`): its
 exporter writes its own folders from the same checkpoint, and its rows (`before_*`) run between this
 tree's, so machine drift hits both alike. --shortlist adds rows with the checkpoint's shortlist.
+The row graphs_int8_b1 times the int8 folder's graphs alone at batch 1 (their runs, nothing of the
+Python around them): the bound of any change outside the graphs.
 
     python benchmarks/decode.py --checkpoint artifacts/bench/robustness/<run>/checkpoint.pth --tree ../before
 """
@@ -22,8 +24,8 @@ from pathlib import Path
 
 from common import OUT, ROOT, TATOEBA, emit, machine, peak_rss_mb, require_shared, run
 
-ROWS = ["reference_eager_b1", "runtime_fp32_b1", "runtime_int8_b1", "runtime_fp32_b32", "runtime_int8_b32",
-        "runtime_fp32_b128", "runtime_int8_b128"]
+ROWS = ["reference_eager_b1", "runtime_fp32_b1", "runtime_int8_b1", "graphs_int8_b1", "runtime_fp32_b32",
+        "runtime_int8_b32", "runtime_fp32_b128", "runtime_int8_b128"]
 SHORTLIST_ROWS = ["runtime_fp32sl_b1", "runtime_int8sl_b1", "runtime_fp32sl_b32", "runtime_int8sl_b32",
                   "runtime_fp32sl_b128", "runtime_int8sl_b128"]
 KINDS = {"fp32": [], "int8": ["--quantize", "int8"], "fp32sl": ["--shortlist"], "int8sl": ["--quantize", "int8", "--shortlist"]}
@@ -93,10 +95,62 @@ def runtime_row(model_dir: str, texts: list[str], batch: int, device: str) -> tu
     return times, outs
 
 
+def graphs_row(model_dir: str, texts: list[str], device: str) -> tuple[list[float], list[str]]:
+    """Batch 1 with everything but the graphs' runs free: per sentence, the encoder's run and the
+    decoder steps its translation takes (counted in a first pass), each step fed the last one's
+    outputs, timed without the Python around them (the sentence's preparation and tokens, the
+    greedy loop's bookkeeping, the session wrappers, detokenizing). What no change outside the
+    graphs can beat; its outputs are the translations of the first pass."""
+    import numpy as np
+
+    import runtime
+    from runtime import Translator
+    from runtime.decode import pad_batch
+    from runtime.vocab import SOS_ID
+
+    runtime.share_thread_pool()
+    t = Translator(model_dir, device=device)
+    encoder, decoder = t.encoder.session, t.decoder.session  # a folder without a shortlist: one decoder
+    enc_names = [o.name for o in encoder.get_outputs()]
+    dec_names = [o.name for o in decoder.get_outputs() if o.name != "log_probs"]  # what greedy search asks for
+    dec_inputs = [i.name for i in decoder.get_inputs()]
+    steps, outs, counted = [], [], []
+
+    class Counting:  # the first pass: how many steps each sentence's translation takes
+        def run(self, names, feeds):
+            counted.append(1)
+            return decoder.run(names, feeds)
+
+        def __getattr__(self, name):
+            return getattr(decoder, name)
+
+    t.decoder.session = Counting()
+    t.translate(texts[:4], batch_size=1)  # warm-up
+    for text in texts:
+        counted.clear()
+        outs += t.translate([text])
+        steps.append(len(counted))
+    t.decoder.session = decoder
+    times = []
+    for text, n in zip(texts, steps):
+        src, lengths = pad_batch([t.encode(text)[0]])
+        t0 = time.perf_counter()
+        state = dict(zip(enc_names, encoder.run(enc_names, {"src_ids": src, "src_lengths": lengths})))
+        state.update(prev_ids=np.array([SOS_ID]), input_feed=np.zeros_like(state["hidden"][0]))
+        feeds = {name: state[name] for name in dec_inputs}
+        for _ in range(n):
+            out = dict(zip(dec_names, decoder.run(dec_names, feeds)))
+            feeds.update({"prev_ids": out["next_ids"], **{k[len("new_"):]: v for k, v in out.items() if k.startswith("new_")}})
+        times.append(time.perf_counter() - t0)
+    return times, outs
+
+
 def child(args) -> None:
     texts = sentences(args.n_b1 if args.row.endswith("_b1") else args.n)
     if args.row.startswith("reference"):
         times, outs = reference_row(args.checkpoint, texts, args.device)
+    elif args.row.startswith("graphs"):
+        times, outs = graphs_row(json.loads(args.folders)[args.row.split("_")[1]], texts, args.device)
     else:
         _, kind, b = args.row.split("_")
         times, outs = runtime_row(json.loads(args.folders)[kind], texts, int(b[1:]), args.device)
@@ -166,7 +220,7 @@ def main() -> None:
         if args.device == "cuda" and "int8" in row:
             continue  # dynamic int8 ops run on the CPU provider only
         for prefix, (tree, folders) in trees.items():
-            if "sl_" in row and prefix:
+            if ("sl_" in row or row.startswith("graphs")) and prefix:  # this tree's folders only
                 continue
             r = run([sys.executable, str(Path(__file__).resolve()), "--row", row, "--checkpoint", args.checkpoint, "--folders", json.dumps(folders),
                      "--n", str(args.n), "--n-b1", str(args.n_b1), "--device", args.device], tree)
@@ -216,6 +270,7 @@ def main() -> None:
         "speedup_fp32_b1": table["runtime_fp32_b1"]["speedup"],
         "speedup_int8_b1": table.get("runtime_int8_b1", {}).get("speedup"),
         "speedup_batched": round(batched("") / ref_sps(""), 2),
+        "speedup_int8_b1_graphs_alone": table.get("graphs_int8_b1", {}).get("speedup"),
         **({"before": {"speedup_int8_b1": table["before_runtime_int8_b1"]["speedup"],
                        "speedup_batched": round(batched("before_") / ref_sps("before_"), 2)},
             "versus_before": versus} if args.tree else {}),

@@ -14,7 +14,7 @@ QUICK = {
     "robustness.py": ["results"],
     "quality.py": ["results", "curves"],
     "vocabulary.py": ["results"],
-    "decode.py": ["speedup_int8_b1", "fidelity"],
+    "decode.py": ["speedup_int8_b1", "speedup_int8_b1_graphs_alone", "fidelity"],
     "train.py": ["speedup_train"],
     "teacher_forcing.py": ["results"],
     "distributed.py": ["tgt_tokens_per_s", "relative"],
