@@ -22,23 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from export.graph_builder import GraphBuilder, lstm_weights, onnx_model, tensor_shapes
 from runtime.state import ATTENTION_LUONG, decoder_inputs, decoder_outputs
-
-# PyTorch's LSTM gates are ordered i, f, g, o; ONNX's are i, o, f, c (g = c)
-_ONNX_GATE_ORDER = (0, 3, 1, 2)
-
-
-def _onnx_gates(w: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.split(w, 4)[g] for g in _ONNX_GATE_ORDER])
-
-
-def _lstm_weights(weights: dict, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """nn.LSTM layer `layer` -> ONNX LSTM W (1, 4H, in), R (1, 4H, H), B (1, 8H)."""
-    w = _onnx_gates(weights[f"lstm.weight_ih_l{layer}"])[None]
-    r = _onnx_gates(weights[f"lstm.weight_hh_l{layer}"])[None]
-    b = np.concatenate([_onnx_gates(weights[f"lstm.bias_ih_l{layer}"]), _onnx_gates(weights[f"lstm.bias_hh_l{layer}"])])[None]
-    return w, r, b
-
 
 # onnxruntime's CPU ArgMax walks a row one value at a time: over (32, 8000) logits it took 156 us, a
 # fifth of a step. The same index from a vectorised ReduceMax over blocks of 64, ArgMax over the 125
@@ -67,18 +52,9 @@ def decoder_step_graph(weights: dict, cfg, opset: int, shortlist: bool = False):
     """weights: the decoder's state_dict as float32 numpy arrays; cfg: trainer.config.ModelConfig.
     shortlist: the output layer's rows are inputs (out_weight, out_bias, candidates), else the graph
     holds the whole projection as constants (int8 in an int8 folder, prepacked by onnxruntime)."""
-    from onnx import TensorProto, helper, numpy_helper
-
     h, layers, attention = cfg.hidden_dim, cfg.layers, cfg.attention == ATTENTION_LUONG
-    inits, nodes = [], []
-
-    def const(name: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def node(op: str, inputs: list[str], outputs: list[str], name: str, **attrs) -> None:
-        nodes.append(helper.make_node(op, inputs, outputs, name=name, **attrs))
-
+    graph = GraphBuilder()
+    const, node = graph.const, graph.node
     node("Gather", [const("embedding.weight", weights["embedding.weight"]), "prev_ids"], ["emb"], "/embedding/Gather")
     x = "emb"
     if attention:
@@ -89,7 +65,7 @@ def decoder_step_graph(weights: dict, cfg, opset: int, shortlist: bool = False):
     node("Split", ["hidden"], split[:layers], "/lstm/Split_hidden", axis=0)  # L x (1, B, H)
     node("Split", ["cell"], split[layers:], "/lstm/Split_cell", axis=0)
     for k in range(layers):
-        w, r, b = _lstm_weights(weights, k)
+        w, r, b = lstm_weights(weights, k)
         node("LSTM", [f"x_{k}", const(f"lstm.W_{k}", w), const(f"lstm.R_{k}", r), const(f"lstm.B_{k}", b), "",
                       f"h_{k}", f"c_{k}"], ["", f"x_{k + 1}", f"cell_out_{k}"], f"/lstm/LSTM_{k}", hidden_size=h)
     node("Concat", [f"x_{k + 1}" for k in range(layers)], ["new_hidden"], "/lstm/Concat_hidden", axis=0)
@@ -126,18 +102,9 @@ def decoder_step_graph(weights: dict, cfg, opset: int, shortlist: bool = False):
     if shortlist:
         node("Gather", ["candidates", "column"], ["next_ids"], "/out/Gather_ids")
 
-    f32, i64 = TensorProto.FLOAT, TensorProto.INT64
-    shapes = {
-        "prev_ids": (i64, ["batch"]), "next_ids": (i64, ["batch"]), "hidden": (f32, [layers, "batch", h]),
-        "cell": (f32, [layers, "batch", h]), "input_feed": (f32, ["batch", h]), "memory": (f32, ["batch", "src_len", h]),
-        "keys": (f32, ["batch", h, "src_len"]), "score_bias": (f32, ["batch", 1, "src_len"]),
-        "out_weight": (f32, [h, "candidates"]), "out_bias": (f32, ["candidates"]), "candidates": (i64, ["candidates"]),
-        "log_probs": (f32, ["batch", "candidates" if shortlist else cfg.tgt_vocab_size]),
-    }
-    info = lambda n: helper.make_tensor_value_info(n, *shapes[n.removeprefix("new_")])
-    graph = helper.make_graph(nodes, "decoder_step", [info(n) for n in decoder_inputs(cfg.attention, shortlist=shortlist)],
-                              [info(n) for n in decoder_outputs(cfg.attention)], inits)
-    return _model(helper, graph, opset)
+    shapes = tensor_shapes(cfg, "candidates" if shortlist else cfg.tgt_vocab_size)
+    return graph.model("decoder_step", decoder_inputs(cfg.attention, shortlist=shortlist), decoder_outputs(cfg.attention),
+                       shapes, opset)
 
 
 def output_layer_graph(weights: dict, opset: int):
@@ -159,11 +126,4 @@ def output_layer_graph(weights: dict, opset: int):
     graph = helper.make_graph(nodes, "output_layer", [helper.make_tensor_value_info("candidates", TensorProto.INT64, ["candidates"])],
                               [helper.make_tensor_value_info("out_weight", rows, [h, "candidates"]),
                                helper.make_tensor_value_info("out_bias", f32, ["candidates"])], inits)
-    return _model(helper, graph, opset)
-
-
-def _model(helper, graph, opset: int):
-    # IR version 8 is what the traced encoder gets at opset 17: the oldest onnxruntime (and
-    # onnxruntime-web) that runs one of the graphs runs all three
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="seq2seq-edge",
-                             ir_version=8)
+    return onnx_model(graph, opset)

@@ -66,6 +66,27 @@ def test_mixed_length_batch_parity_with_pytorch(tiny_onnx, tiny_ckpt):
         assert np.abs(alone_h[:, 0] - h[:, i]).max() <= 1e-5 and np.abs(alone_c[:, 0] - c[:, i]).max() <= 1e-5
 
 
+def test_attention_encoder_equals_pytorch_on_a_padded_batch(tiny_att_onnx, tiny_att_run):
+    """The encoder graph (built node by node) gives PyTorch's state, memory, keys and score bias for
+    every sentence of a padded batch: the memory 0 and the score bias -inf exactly at its padding."""
+    model, *_ = model_from_checkpoint(load_checkpoint(tiny_att_run / "checkpoint.pth"))
+    rows = [[2, 5, 3], [2] + list(range(4, 30)) + [3], [2, 9, 8, 3]]
+    lengths = np.array([len(r) for r in rows])
+    batch = np.zeros((len(rows), lengths.max()), dtype=np.int64)
+    for i, r in enumerate(rows):
+        batch[i, : len(r)] = r
+    enc = ort.InferenceSession(str(tiny_att_onnx / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    got = dict(zip([o.name for o in enc.get_outputs()], enc.run(None, {"src_ids": batch, "src_lengths": lengths})))
+    with torch.no_grad():
+        state = model.encoder(torch.from_numpy(batch), torch.from_numpy(lengths))
+        state.update(model.decoder.attention.source_state(state["memory"], state["src_lengths"]))
+    for name in ("hidden", "cell", "memory", "keys"):
+        assert np.allclose(got[name], state[name].numpy(), rtol=1e-5, atol=1e-5), name
+    padding = np.arange(lengths.max())[None, :] >= lengths[:, None]  # (B, S)
+    assert np.array_equal(got["score_bias"][:, 0], np.where(padding, -np.inf, 0).astype(np.float32))
+    assert not got["memory"][padding].any() and got["memory"][~padding].any()
+
+
 def test_verification_sentences_include_one_token_and_max_length(tiny_ckpt):
     ckpt = load_checkpoint(tiny_ckpt)
     _, src_vocab, _, tok = model_from_checkpoint(ckpt)

@@ -15,7 +15,7 @@ def write_format_3(checkpoint: Path, folder: Path, out: Path) -> Path:
     `folder`: this checkpoint's folder of today, for the vocabularies and tokenizer."""
     import torch
 
-    from export.graphs import set_metadata, wire_sequence_lens
+    from export.graphs import set_metadata
     from runtime.state import (ATTENTION_DECODER_OUTPUTS, DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_OUTPUTS,
                                V3_ATTENTION_DECODER_INPUTS, V3_ATTENTION_ENCODER_OUTPUTS)
     from trainer.checkpoint import load_checkpoint, model_from_checkpoint
@@ -87,3 +87,20 @@ def write_format_4(folder: Path, out: Path) -> Path:
                        if p.name != "config.json"}
     (out / "config.json").write_text(json.dumps(config))
     return out
+
+
+def wire_sequence_lens(path: Path) -> None:
+    """What the exporters of formats 1-5 did to the traced encoder: adds the src_lengths input (B,)
+    int64 and feeds it, as int32, to every LSTM node's sequence_lens."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    m = onnx.load(str(path))
+    if "src_lengths" not in {i.name for i in m.graph.input}:
+        m.graph.input.append(helper.make_tensor_value_info("src_lengths", TensorProto.INT64, ["batch"]))
+    m.graph.node.insert(0, helper.make_node("Cast", ["src_lengths"], ["src_lengths_i32"], to=TensorProto.INT32))
+    for node in (n for n in m.graph.node if n.op_type == "LSTM"):
+        while len(node.input) < 5:
+            node.input.append("")
+        node.input[4] = "src_lengths_i32"  # inputs: X, W, R, B, sequence_lens, initial_h, initial_c
+    onnx.save(m, str(path))
