@@ -11,8 +11,8 @@ Each LSTM takes the sentences' lengths as its sequence_lens: a sentence's final 
 its own last token and its outputs after it are 0, as PyTorch's packed sequence gives, so it gets
 the same state alone or in a padded batch. Traced from PyTorch (until 2026-11-30) the encoder was
 37 nodes once onnxruntime had optimised it (shapes, slices and zero initial states around each
-LSTM, the padding mask from the lengths in 15 nodes); built here it is 18, and translating one
-sentence at a time is ~4% faster (docs/benchmarks.md), to the same outputs.
+LSTM, the padding mask from the lengths in 15 nodes); built here it is 18, with the same outputs
+bit for bit and 5-8% less time a run (docs/benchmarks.md) — and without torch's exporter.
 """
 from __future__ import annotations
 
