@@ -98,8 +98,8 @@ def verify_graphs(source: Exported, paths, texts: list[str]) -> Report:
 def quantize_graphs(source: Exported, paths, texts: list[str], report: Report, verify: bool, log,
                     opset: int = DEFAULT_OPSET) -> None:
     """The graphs to int8 in place; the report gains the sizes and (verified) the greedy agreement."""
-    from export.quantize import (float_weight_ops, int8_output_rows, quantize_int8, quantized_op_counts,
-                                 wide_int8_weights)
+    from export.quantize import (float_weight_ops, int8_embedding, int8_output_rows, quantize_int8,
+                                 quantized_op_counts, wide_int8_weights)
     from export.verify import VerificationError, check_graphs, greedy_ids
 
     args = (texts, source.tokenizer, source.src_vocab, source.model.cfg)
@@ -108,6 +108,7 @@ def quantize_graphs(source: Exported, paths, texts: list[str], report: Report, v
     for path in paths[:2] + paths[3:]:  # a shortlist's output layer: from the quantized decoder.onnx, below
         quantized = path.with_suffix(".int8.onnx")
         quantize_int8(path, quantized)
+        int8_embedding(quantized)
         os.replace(quantized, path)
     if len(paths) == 4:  # a shortlist: encoder, decoder, output layer, shortlist decoder
         int8_output_rows(paths[1], paths[2], paths[3], opset)

@@ -106,6 +106,27 @@ def test_cli_report_and_bash_form(tiny_ckpt, tmp_path):
     load_config(out)
 
 
+def test_int8_embeddings_are_int8_rows_with_a_scale_each(tiny_att_onnx_int8, tiny_att_onnx, tiny_att_run):
+    """An int8 folder's graphs keep no float32 embedding table: each token's row is int8 with a
+    scale of its own, within 1/254 of the row's largest value of the checkpoint's, and a lookup
+    gives that row back (the encoder's first layer sees it: its state follows fp32's)."""
+    from onnx import numpy_helper
+
+    from export.quantize import EMBEDDING, EMBEDDING_ROWS, EMBEDDING_SCALES
+
+    model, *_ = model_from_checkpoint(load_checkpoint(tiny_att_run / "checkpoint.pth"))
+    for graph, module in (("encoder.onnx", model.encoder), ("decoder.onnx", model.decoder)):
+        inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tiny_att_onnx_int8 / graph)).graph.initializer}
+        table = module.embedding.weight.detach().numpy()  # (V, E)
+        rows, scales = inits[EMBEDDING_ROWS], inits[EMBEDDING_SCALES]
+        assert EMBEDDING not in inits and rows.dtype == np.int8 and scales.shape == (len(table), 1)
+        assert (np.abs(rows * scales - table).max(1) <= np.abs(table).max(1) / 254 + 1e-7).all()
+    ids = np.array([[2, 5, 9, len(table) - 1, 3]])  # the last row too
+    run = lambda folder: ort.InferenceSession(str(folder / "encoder.onnx"), providers=["CPUExecutionProvider"]).run(
+        ["memory"], {"src_ids": ids, "src_lengths": np.array([5])})[0]
+    assert np.abs(run(tiny_att_onnx_int8) - run(tiny_att_onnx)).max() < 0.05
+
+
 def test_int8_quantizes_lstm_and_output_projection(tiny_onnx_int8, tiny_onnx):
     from export.quantize import float_weight_ops, quantized_op_counts
 

@@ -117,7 +117,8 @@ def test_int8_attention_parity(tiny_att_onnx, tiny_att_onnx_int8):
     errors of random sign add up as sqrt(H), six standard deviations are ~0.044 for these sizes. Softmax
     moves a probability by at most p(1 - p) x 2 x that (<= 0.022), a log-probability by at most 2 x that
     (0.09); so wherever fp32's best token leads the next by more than 0.18, int8 picks it too.
-    Attention's own products (scores, context) stay fp32."""
+    Attention's own products (scores, context) stay fp32; the embeddings' int8 rows (a scale per
+    row, 8 bits) move an input by at most 1/254 of its row's largest value, less than a weight step."""
     from export.quantize import quantized_op_counts, wide_int8_weights
     from runtime.decode import greedy_search
 
