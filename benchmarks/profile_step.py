@@ -5,6 +5,7 @@ plus what session.run spends outside the graph's nodes and the Python wrapper ou
 (mean microseconds per step after 20 warm-up steps, so that the groups add up to the step). And a
 roofline: the weights a step reads at batch 1 against this machine's memory bandwidth, the
 multiply-adds per second at batch 32 against onnxruntime's own MatMul of the output projection's size.
+And the encoder's run (no profiler: median of 5 passes over 320 test sentences), per batch of 1 and 32.
 
     python benchmarks/profile_step.py --fp32 DIR --int8 DIR
 """
@@ -51,6 +52,24 @@ def states(folder: str, batch: int, sentences: list[str]):
     rows = [ids for ids in (t.encode(s)[0] for s in sentences[:batch]) if ids]
     src, lengths = pad_batch(rows)
     return t, src, lengths
+
+
+def encoder_us(folder: str, batch: int, sentences: list[str]) -> float:
+    """The encoder session's run, µs per batch of `batch` sentences: median of 5 passes over 320."""
+    from runtime.decode import pad_batch
+
+    t = states(folder, 1, sentences)[0]
+    session = t.encoder.session
+    names = [o.name for o in session.get_outputs()]
+    rows = [ids for ids in (t.encode(s)[0] for s in sentences[:320]) if ids]
+    feeds = [dict(zip(("src_ids", "src_lengths"), pad_batch(rows[i: i + batch]))) for i in range(0, len(rows), batch)]
+    passes = []
+    for _ in range(6):  # the first warms up
+        t0 = time.perf_counter()
+        for f in feeds:
+            session.run(names, f)
+        passes.append((time.perf_counter() - t0) / len(feeds) * 1e6)
+    return round(statistics.median(passes[1:]), 1)
 
 
 def profile(folder: str, batch: int, sentences: list[str], steps: int) -> dict:
@@ -169,6 +188,10 @@ def main() -> None:
             r = profile(folder, batch, sentences, args.steps)
             results[f"{kind} b{batch}"] = r
             print(f"{kind} batch {batch}: {r['us_per_step']} us/step  {r['groups_us']}", flush=True)
+    for kind, folder in (("fp32", args.fp32), ("int8", args.int8)):
+        if folder:
+            results[f"encoder {kind}"] = {f"b{b}_us": encoder_us(folder, b, sentences) for b in (1, 32)}
+            print(f"encoder {kind}: {results[f'encoder {kind}']} us per run", flush=True)
     for kind, folder in (("fp32", args.fp32), ("int8", args.int8)):
         if folder:
             results[f"roofline {kind}"] = roofline(folder, results[f"{kind} b1"]["us_per_step"],

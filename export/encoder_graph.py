@@ -12,7 +12,8 @@ its own last token and its outputs after it are 0, as PyTorch's packed sequence 
 the same state alone or in a padded batch. Traced from PyTorch (until 2026-11-30) the encoder was
 37 nodes once onnxruntime had optimised it (shapes, slices and zero initial states around each
 LSTM, the padding mask from the lengths in 15 nodes); built here it is 18, with the same outputs
-bit for bit and 5-8% less time a run (docs/benchmarks.md) — and without torch's exporter.
+bit for bit, a session that starts 15-20 ms sooner (the cold start of `runtime translate`) and a
+run at batch 1 a few percent shorter (docs/benchmarks.md) — and no torch exporter involved.
 """
 from __future__ import annotations
 
