@@ -10,11 +10,11 @@ from runtime.vocab import EOS_ID, PAD_ID, SOS_ID, max_target_len
 def pad_batch(rows) -> tuple[np.ndarray, np.ndarray]:
     """Id rows (lists or arrays) -> ids (B, S) int64 padded with <pad>, lengths (B,) int64: the encoder
     graph's inputs (and the trainer's batches)."""
-    lengths = np.array([len(r) for r in rows], dtype=np.int64)
-    src = np.full((len(rows), int(lengths.max())), PAD_ID, dtype=np.int64)
+    lengths = [len(r) for r in rows]  # Python's max, not numpy's: see greedy_search on numpy calls
+    src = np.full((len(rows), max(lengths)), PAD_ID, dtype=np.int64)
     for k, row in enumerate(rows):
-        src[k, : len(row)] = row
-    return src, lengths
+        src[k, : lengths[k]] = row
+    return src, np.array(lengths, dtype=np.int64)
 
 
 def greedy_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray, max_lens: np.ndarray) -> list[list[int]]:

@@ -275,16 +275,17 @@ class DecoderSession(_Session):
     def step(self, prev_ids: np.ndarray, state: State, want_log_probs: bool = False):
         """prev_ids (B,) int64 -> (next_ids (B,) int64, log_probs (B, K) float32 or None, new state).
         The new_* outputs replace their parts of the state; memory, keys and the rest ride along."""
-        feeds = {name: state[name] for name in self.state_inputs}
-        if not self.bind:
+        if not self.bind:  # one dict, filled in place: at batch 1 the Python around a run is ~7 us of ~125
+            feeds = {"prev_ids": prev_ids}
+            for name in self.state_inputs:
+                feeds[name] = state[name]
             names = self.outputs if want_log_probs else self._greedy_outputs
-            values = self.session.run(names, {"prev_ids": prev_ids, **feeds})
-            outs = dict(zip(names, values))
+            outs = dict(zip(names, self.session.run(names, feeds)))
         else:
             binding = self.session.io_binding()
             binding.bind_cpu_input("prev_ids", prev_ids)
-            for name, value in feeds.items():
-                binding.bind_ortvalue_input(name, value)
+            for name in self.state_inputs:
+                binding.bind_ortvalue_input(name, state[name])
             # greedy copies only next_ids (B int64) to the host; beam search also needs log_probs
             for name in self.outputs:
                 host = name == "next_ids" or (name == "log_probs" and want_log_probs)
@@ -292,7 +293,7 @@ class DecoderSession(_Session):
             self.session.run_with_iobinding(binding)
             outs = {n: v.numpy() if n in ("next_ids", "log_probs") else v
                     for n, v in zip(self.outputs, binding.get_outputs())}
-        new_state = dict(state)
+        new_state = state.copy()
         for output, part in self._state_outputs:
             new_state[part] = outs[output]
         return outs["next_ids"], (outs["log_probs"] if want_log_probs else None), new_state
