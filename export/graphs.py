@@ -22,8 +22,8 @@ def export_graphs(model, out_dir: Path, opset: int = DEFAULT_OPSET, shortlist: b
     from runtime.model_format import DECODER_FILE, DECODER_SHORTLIST_FILE, ENCODER_FILE, OUTPUT_LAYER_FILE
 
     cfg = model.cfg
-    numpy = lambda module: {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()}
-    encoder, weights = numpy(model.encoder), numpy(model.decoder)
+    arrays = lambda module: {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()}
+    encoder, weights = arrays(model.encoder), arrays(model.decoder)
     if "attention.linear_in.weight" in weights:  # W_a: applied to the memory once, in the encoder
         encoder["attention.linear_in.weight"] = weights["attention.linear_in.weight"]
     enc_path, dec_path, out_path = out_dir / ENCODER_FILE, out_dir / DECODER_FILE, out_dir / OUTPUT_LAYER_FILE

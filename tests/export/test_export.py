@@ -70,11 +70,9 @@ def test_attention_encoder_equals_pytorch_on_a_padded_batch(tiny_att_onnx, tiny_
     """The encoder graph (built node by node) gives PyTorch's state, memory, keys and score bias for
     every sentence of a padded batch: the memory 0 and the score bias -inf exactly at its padding."""
     model, *_ = model_from_checkpoint(load_checkpoint(tiny_att_run / "checkpoint.pth"))
-    rows = [[2, 5, 3], [2] + list(range(4, 30)) + [3], [2, 9, 8, 3]]
-    lengths = np.array([len(r) for r in rows])
-    batch = np.zeros((len(rows), lengths.max()), dtype=np.int64)
-    for i, r in enumerate(rows):
-        batch[i, : len(r)] = r
+    from runtime.decode import pad_batch
+
+    batch, lengths = pad_batch([[2, 5, 3], [2] + list(range(4, 30)) + [3], [2, 9, 8, 3]])
     enc = ort.InferenceSession(str(tiny_att_onnx / "encoder.onnx"), providers=["CPUExecutionProvider"])
     got = dict(zip([o.name for o in enc.get_outputs()], enc.run(None, {"src_ids": batch, "src_lengths": lengths})))
     with torch.no_grad():
