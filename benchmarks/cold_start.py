@@ -3,6 +3,12 @@ current tree and, to compare, other source trees (e.g. a `git worktree` of an ea
 on --model or on a folder of its own (`--tree TREE=FOLDER`: one its code reads, e.g. exported by it),
 interleaved so machine drift hits all alike.
 
+Every tree starts from compiled bytecode, as an installed package does (pip compiles it): each gets
+a bytecode folder of its own (PYTHONPYCACHEPREFIX), filled by one untimed start before the timed
+ones. Otherwise a tree without __pycache__ (a fresh `git worktree`, or any tree where
+PYTHONDONTWRITEBYTECODE is set) compiles its modules at every start: ~30 ms more on this VM, which
+once made the tree before look slower than it is (docs/benchmarks.md).
+
     python benchmarks/cold_start.py --model artifacts/onnx --tree ../before=../before/artifacts/onnx
 """
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from common import ROOT, emit, machine
@@ -32,15 +39,20 @@ def main() -> None:
         tree, _, model = spec.partition("=")
         trees[tree] = model or args.model
     times = {t: [] for t in trees}
-    for _ in range(args.repeat):
-        for tree, model in trees.items():
-            env = dict(os.environ, PYTHONPATH=tree)
-            start = time.perf_counter()
-            r = subprocess.run([sys.executable, "-m", "runtime", "translate", "--model", model, "hello"], env=env,
-                               cwd=tree, capture_output=True, text=True)
-            times[tree].append(time.perf_counter() - start)
-            if r.returncode:
-                sys.exit(f"{tree}: {r.stderr}")
+    with tempfile.TemporaryDirectory(prefix="cold-start-bytecode-") as bytecode:
+        envs = {}
+        for n, tree in enumerate(trees):
+            envs[tree] = dict(os.environ, PYTHONPATH=tree, PYTHONPYCACHEPREFIX=os.path.join(bytecode, str(n)))
+            envs[tree].pop("PYTHONDONTWRITEBYTECODE", None)
+        for run in range(args.repeat + 1):  # run 0 compiles each tree's bytecode and is not timed
+            for tree, model in trees.items():
+                start = time.perf_counter()
+                r = subprocess.run([sys.executable, "-m", "runtime", "translate", "--model", model, "hello"],
+                                   env=envs[tree], cwd=tree, capture_output=True, text=True)
+                if run:
+                    times[tree].append(time.perf_counter() - start)
+                if r.returncode:
+                    sys.exit(f"{tree}: {r.stderr}")
     med = {t: round(statistics.median(v), 3) for t, v in times.items()}
     for t, v in times.items():
         print(f"{t}: median {med[t]:.3f} s (min {min(v):.3f}, max {max(v):.3f}) over {len(v)} runs", file=sys.stderr)
