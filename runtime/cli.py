@@ -25,16 +25,17 @@ SHORTLIST_OPTION = click.option(
 
 
 def _load(model: str, device: str, threads: int | None, spinning: bool = True, shortlist: bool = True):
-    from concurrent.futures import ThreadPoolExecutor
-
+    from runtime.background import Background
     from runtime.model_format import ModelFolderError, open_folder
 
     # the folder is read and hashed (hashlib and file reads release the GIL) while onnxruntime and
     # numpy are imported: ~50 ms of a ~350 ms cold start (docs/benchmarks.md, "Cold start")
-    with ThreadPoolExecutor(1) as pool:
-        opened = pool.submit(open_folder, model)
+    opened = Background(open_folder, model)
+    try:
         from runtime.sessions import DeviceError, share_thread_pool, shared_pool_threads
         from runtime.translator import Translator, check_threads
+    finally:
+        opened.wait()
 
     try:
         if spinning and _owns_process and shared_pool_threads() is None:  # one pool for the program's

@@ -4,13 +4,13 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from runtime.background import Background
 from runtime.model_format import (
     DECODER_FILE, DECODER_SHORTLIST_FILE, ENCODER_FILE, MAX_BEAM, OUTPUT_LAYER_FILE, REEXPORT_HINT, SHORTLIST_FILE,
     SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, ModelFolderError, graph_signatures, load_tokenizer, open_folder, parse_json,
@@ -116,17 +116,24 @@ class Translator:
         names = list(graph_signatures(self.config))
         if not shortlist and DECODER_SHORTLIST_FILE in names:  # format 5: decoder.onnx alone scores the
             names = [n for n in names if n not in (DECODER_SHORTLIST_FILE, OUTPUT_LAYER_FILE)]  # whole vocabulary
-        workers = len(names)
+
+        def make(group: list[str], graphs: dict) -> dict:
+            return {name: self._session(graphs[name], name, threads, spinning) for name in group}
+
+        groups = [[name] for name in names]
         if self.device == "cuda":  # once, here: it redirects stdout, which is not for two threads at once;
             load_cuda_libraries()  # and CUDA sessions one after the other, as before (side by side is untried on a GPU)
-            workers = 1
-        with ThreadPoolExecutor(workers) as pool:
-            pending = {name: pool.submit(self._session, data[name], name, threads, spinning) for name in names}
+            groups = [names]
+        pending = [Background(make, group, data) for group in groups]
+        try:
             self.tokenizer = load_tokenizer(self.model_dir, self.config, data)
             self.src_vocab = self._vocab(data, SOURCE_VOCAB_FILE, self.config.src_vocab_size, "src")
             self.tgt_vocab = self._vocab(data, TARGET_VOCAB_FILE, self.config.tgt_vocab_size, "tgt")
             self.shortlist = self._shortlist(data) if shortlist and self.config.shortlist else None
-            made = {name: future.result() for name, future in pending.items()}
+        finally:  # no session is still being made once this returns or raises
+            for job in pending:
+                job.wait()
+        made = {name: made for job in pending for name, made in job.result().items()}
         sessions = self._on_one_device(made, data, threads, spinning)
         del data
         self._check_graphs(sessions)
