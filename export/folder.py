@@ -1,9 +1,9 @@
 """`export onnx`: checkpoint -> verified model folder (see docs/model-format.md).
 
 The steps, each a function: the graphs, their verification against PyTorch, int8 quantization,
-the vocabulary and tokenizer files, config.json with every file's sha256, and last the runtime's own
-checks of the folder (the same code that loads it) -- all in a temporary folder, put in place only
-when every step passed.
+each graph's weights moved into a file beside it (export/weights.py), the vocabulary and tokenizer
+files, config.json with every file's sha256, and last the runtime's own checks of the folder (the
+same code that loads it) -- all in a temporary folder, put in place only when every step passed.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from export.graphs import DEFAULT_OPSET, export_graphs
 from export.verify import Report
+from export.weights import folder_bytes, move_weights
 from runtime.atomic import atomic_write, check_target, write_folder
 from runtime.lock import exclusive, lock_path
 from runtime.model_format import (
@@ -73,6 +74,8 @@ def _build(source: Exported, tmp: Path, opset: int, quantize: str | None, verify
     report = verify_graphs(source, paths, texts) if verify else Report()
     if quantize == "int8":
         quantize_graphs(source, paths, texts, report, verify, log, opset)
+    for path in paths:  # verified and quantized as self-contained graphs; the folder keeps weights apart
+        move_weights(path)
     write_files(source, tmp, shortlist)
     write_config(source, tmp, opset, quantize, shortlist)
     check_with_runtime(tmp)
@@ -104,7 +107,7 @@ def quantize_graphs(source: Exported, paths, texts: list[str], report: Report, v
 
     args = (texts, source.tokenizer, source.src_vocab, source.model.cfg)
     fp32_ids = greedy_ids(paths, *args) if verify else None
-    report.size_fp32 = sum(p.stat().st_size for p in paths)
+    report.size_fp32 = folder_bytes(paths)
     for path in paths[:2] + paths[3:]:  # a shortlist's output layer: from the quantized decoder.onnx, below
         quantized = path.with_suffix(".int8.onnx")
         quantize_int8(path, quantized)
@@ -125,7 +128,7 @@ def quantize_graphs(source: Exported, paths, texts: list[str], report: Report, v
             raise ExportError(f"verification failed, nothing written: {e}") from None
         int8_ids = greedy_ids(paths, *args)
         report.int8_agreement = sum(a == b for a, b in zip(fp32_ids, int8_ids)) / len(texts)
-    report.size_int8 = sum(p.stat().st_size for p in paths)
+    report.size_int8 = folder_bytes(paths)
     log("quantized ops: " + ", ".join(f"{p.stem} {quantized_op_counts(p)}" for p in paths))
 
 

@@ -365,7 +365,7 @@ def info(model_dir):
     click.echo(f"decoding          max source {cfg.max_source_len} ids; target <= {cfg.decoding.max_len_a:g} x source "
                f"+ {cfg.decoding.max_len_b} (cap {cfg.decoding.max_len})")
     for name in sorted(cfg.files):
-        click.echo(f"  {name:<24} {Path(model_dir, name).stat().st_size / 1e6:9.3f} MB  sha256 {cfg.files[name][:12]}")
+        click.echo(f"  {name:<30} {Path(model_dir, name).stat().st_size / 1e6:9.3f} MB  sha256 {cfg.files[name][:12]}")
     click.echo(f"producer          {', '.join(f'{k} {v}' for k, v in cfg.producer.items() if k != 'checkpoint_metrics')}")
     click.echo(f"providers         {', '.join(providers)}")
 

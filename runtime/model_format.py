@@ -26,12 +26,12 @@ from runtime.vocab import SPECIAL_IDS
 __all__ = ["ModelFolderError", "REEXPORT_HINT", "FolderConfig", "DecodingDefaults", "open_folder", "load_config",
            "load_tokenizer", "tokenizer_files", "graph_signatures", "parse_json"]
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 # version 1 folders (word vocabularies, decoder with `logits`), 2 (no "text": languages unknown,
 # input read as typed), 3 (the decoder projects onto the whole vocabulary itself: no output layer
-# graph, no shortlist) and 4 (a shortlist folder's decoder.onnx takes the output layer's rows as
-# inputs, and there is no other) still load
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+# graph, no shortlist), 4 (a shortlist folder's decoder.onnx takes the output layer's rows as
+# inputs, and there is no other) and 5 (each graph's weights inside its .onnx) still load
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -42,14 +42,24 @@ SHORTLIST_FILE = "shortlist.npz"
 OUTPUT_LAYER_FILE = "output_layer.onnx"
 DECODER_SHORTLIST_FILE = "decoder_shortlist.onnx"
 SHORTLIST_DECODER_VERSION = 5  # the first format with decoder_shortlist.onnx
+# from format 6 each graph's weights are in <graph>.safetensors beside it (runtime/weights.py)
+WEIGHTS_FILE_VERSION = 6
+
+
+def weights_file(graph: str) -> str:
+    """decoder.onnx -> decoder.safetensors"""
+    return graph.removesuffix(".onnx") + ".safetensors"
+
+
 SOURCE_VOCAB_FILE = "source_vocabulary.json"
 TARGET_VOCAB_FILE = "target_vocabulary.json"
 SOURCE_SPM_FILE, TARGET_SPM_FILE = SPM_FILES["src"], SPM_FILES["tgt"]
 REQUIRED_FILES = (ENCODER_FILE, DECODER_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE)
 # the most the runtime reads of each file; an .onnx can't exceed protobuf's 2 GB anyway
+GRAPH_FILES = (ENCODER_FILE, DECODER_FILE, OUTPUT_LAYER_FILE, DECODER_SHORTLIST_FILE)
 MAX_BYTES = {CONFIG_FILE: 1 * MiB, TOKENIZER_FILE: 1 * MiB, SOURCE_VOCAB_FILE: 64 * MiB, TARGET_VOCAB_FILE: 64 * MiB,
-             SOURCE_SPM_FILE: 64 * MiB, TARGET_SPM_FILE: 64 * MiB, ENCODER_FILE: 2048 * MiB, DECODER_FILE: 2048 * MiB,
-             DECODER_SHORTLIST_FILE: 2048 * MiB, OUTPUT_LAYER_FILE: 2048 * MiB, SHORTLIST_FILE: 256 * MiB}
+             SOURCE_SPM_FILE: 64 * MiB, TARGET_SPM_FILE: 64 * MiB, SHORTLIST_FILE: 256 * MiB,
+             **{name: 2048 * MiB for graph in GRAPH_FILES for name in (graph, weights_file(graph))}}
 MISSING_HINT = "create one with `python -m export onnx CHECKPOINT --out DIR`"
 
 
@@ -109,6 +119,14 @@ def shortlist_files(cfg: FolderConfig) -> tuple[str, ...]:
         return ()
     extra = (DECODER_SHORTLIST_FILE,) if cfg.format_version >= SHORTLIST_DECODER_VERSION else ()
     return (SHORTLIST_FILE, OUTPUT_LAYER_FILE) + extra
+
+
+def graph_weights_files(cfg: FolderConfig) -> tuple[str, ...]:
+    """The weights file of each graph the folder has (format 6; none before: weights inside the graphs)."""
+    if cfg.format_version < WEIGHTS_FILE_VERSION:
+        return ()
+    graphs = (ENCODER_FILE, DECODER_FILE) + tuple(n for n in shortlist_files(cfg) if n.endswith(".onnx"))
+    return tuple(weights_file(graph) for graph in graphs)
 
 
 def rows_decoder_file(cfg: FolderConfig) -> str | None:
@@ -213,7 +231,7 @@ def _read_config(folder: Folder) -> FolderConfig:
                              "text": TextConfig(**raw.get("text", {}))})
     for name in config.files:
         check_name(folder.path, name)
-    for name in REQUIRED_FILES + shortlist_files(config):
+    for name in REQUIRED_FILES + shortlist_files(config) + graph_weights_files(config):
         if name not in config.files:
             raise ModelFolderError(f"{folder.path}: {CONFIG_FILE} lists no checksum for {name}; {REEXPORT_HINT}")
     return config

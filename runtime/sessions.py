@@ -12,6 +12,7 @@ import functools
 import io
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +21,7 @@ try:
 except ImportError:  # a plain `pip install .` brings neither build; the user picks one
     ort = None
 
+from runtime.model_format import weights_file
 from runtime.shortlist import rows_pay
 from runtime.state import ENCODER_INPUTS, OUTPUT_LAYER, select_rows
 
@@ -123,11 +125,15 @@ def shared_pool_threads() -> int | None:
 
 
 def make_session(model: bytes | os.PathLike | str, device: str, threads: int | None,
-                 spinning: bool = True) -> ort.InferenceSession:
-    """A session over the graph's bytes (as hashed by the folder check) or a path.
+                 spinning: bool = True, weights: dict[str, np.ndarray] | None = None) -> ort.InferenceSession:
+    """A session over the graph's bytes (as hashed by the folder check) or a path (then also the
+    weights file beside it, if there is one).
 
-    External data is not allowed: it would be read from outside the sha256 list. onnxruntime
-    resolves it from a folder we point at NO_FILES_FOLDER, so any reference fails.
+    weights: the initializers a format 6 graph keeps in its weights file, as runtime.weights.read_weights
+    views them in the verified bytes. onnxruntime copies each into the session once, checking its name,
+    shape and type against the graph's (AddExternalInitializers; the bytes may go afterwards).
+    Any other external data is refused: it would be read from outside the sha256 list. onnxruntime
+    resolves it from a folder we point at NO_FILES_FOLDER, so any reference the weights do not cover fails.
     """
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -143,9 +149,15 @@ def make_session(model: bytes | os.PathLike | str, device: str, threads: int | N
     providers = [(CUDA, CUDA_OPTIONS), CPU] if device == "cuda" else [CPU]
     failed = load_cuda_libraries() if device == "cuda" else ""
     if not isinstance(model, bytes):
-        with open(model, "rb") as f:
-            model = f.read()
+        path = Path(model)
+        model, beside = path.read_bytes(), path.with_name(weights_file(path.name))
+        if weights is None and beside.is_file():
+            from runtime.weights import read_weights
+
+            weights = read_weights(beside.read_bytes())
     opts.add_session_config_entry("session.model_external_initializers_file_folder_path", NO_FILES_FOLDER)
+    if weights:
+        opts.add_external_initializers(list(weights), [ort.OrtValue.ortvalue_from_numpy(a) for a in weights.values()])
     session = ort.InferenceSession(model, sess_options=opts, providers=providers)
     if device == "cuda" and CUDA not in session.get_providers():
         # onnxruntime-gpu falls back to CPU quietly when the CUDA libraries don't load

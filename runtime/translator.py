@@ -13,8 +13,8 @@ import numpy as np
 from runtime.background import Background
 from runtime.model_format import (
     DECODER_FILE, DECODER_SHORTLIST_FILE, ENCODER_FILE, MAX_BEAM, OUTPUT_LAYER_FILE, REEXPORT_HINT, SHORTLIST_FILE,
-    SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, ModelFolderError, graph_signatures, load_tokenizer, open_folder, parse_json,
-    rows_decoder_file,
+    SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, WEIGHTS_FILE_VERSION, ModelFolderError, graph_signatures, load_tokenizer,
+    open_folder, parse_json, rows_decoder_file, weights_file,
 )
 from runtime.pipeline import TextCodec, translate_texts
 from runtime.prepare import prepare_source
@@ -118,7 +118,7 @@ class Translator:
             names = [n for n in names if n not in (DECODER_SHORTLIST_FILE, OUTPUT_LAYER_FILE)]  # whole vocabulary
 
         def make(group: list[str], graphs: dict) -> dict:
-            return {name: self._session(graphs[name], name, threads, spinning) for name in group}
+            return {name: self._session(graphs, name, threads, spinning) for name in group}
 
         groups = [[name] for name in names]
         if self.device == "cuda":  # once, here: it redirects stdout, which is not for two threads at once;
@@ -155,29 +155,37 @@ class Translator:
                                cfg.text)
         self._probe(decoders, rows_file)
 
-    def _session(self, graph: bytes, name: str, threads: int | None, spinning: bool, device: str | None = None):
-        """-> (an onnxruntime session over the graph's verified bytes on `device` (self.device),
-        the DeviceError that made an "auto" CUDA session fall back to the CPU, or None). A graph
-        onnxruntime refuses is the folder's fault, named in one line. Runs in a worker thread:
-        changes nothing on self."""
+    def _session(self, data: dict, name: str, threads: int | None, spinning: bool, device: str | None = None):
+        """-> (an onnxruntime session over the graph's verified bytes (and, format 6, its weights
+        file's) on `device` (self.device), the DeviceError that made an "auto" CUDA session fall
+        back to the CPU, or None). A graph onnxruntime refuses is the folder's fault, named in one
+        line. Runs in a worker thread: changes nothing on self."""
         from runtime.sessions import DeviceError, make_session
+        from runtime.weights import WeightsFileError, read_weights
 
         device = device or self.device
         if name == OUTPUT_LAYER_FILE:  # one gather per batch: a pool of its own would only spin beside the
             threads = 1                # decoder's after each (where the process shares one, it is that one)
+        weights = None
+        if self.config.format_version >= WEIGHTS_FILE_VERSION:
+            try:
+                weights = read_weights(data[weights_file(name)])
+            except WeightsFileError as e:
+                raise ModelFolderError(f"{self.model_dir / weights_file(name)}: {e}; {REEXPORT_HINT}") from None
         try:
             try:
-                return make_session(graph, device, threads, spinning), None
+                return make_session(data[name], device, threads, spinning, weights), None
             except DeviceError as e:
                 if self._requested_device != "auto":
                     raise
-                return make_session(graph, "cpu", threads, spinning), e
+                return make_session(data[name], "cpu", threads, spinning, weights), e
         except DeviceError:
             raise
         except Exception as e:  # onnxruntime raises its own exception types for a bad graph
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
             if "external data" in why.lower():
-                why = "it refers to external data files, which a model folder may not use"
+                why = ("it refers to external data files, which a model folder may not use" if weights is None else
+                       f"it refers to external data that {weights_file(name)} does not hold")
             raise ModelFolderError(f"{self.model_dir / name}: onnxruntime cannot load it ({why[:200]}); "
                                    f"{REEXPORT_HINT}") from None
 
@@ -189,7 +197,7 @@ class Translator:
         if failed is None:
             return {name: session for name, (session, _) in made.items()}
         self.device, self.notice = "cpu", f"notice: {failed}; running on CPU"
-        return {name: session if why is not None else self._session(data[name], name, threads, spinning, "cpu")[0]
+        return {name: session if why is not None else self._session(data, name, threads, spinning, "cpu")[0]
                 for name, (session, why) in made.items()}
 
     def _shortlist(self, data: dict):

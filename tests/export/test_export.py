@@ -18,8 +18,8 @@ from trainer.checkpoint import model_from_checkpoint
 
 def test_folder_contents_config_and_checksums(tiny_onnx, tiny_ckpt):
     names = sorted(p.name for p in tiny_onnx.iterdir())
-    assert names == ["config.json", "decoder.onnx", "encoder.onnx", "source_vocabulary.json",
-                     "target_vocabulary.json", "tokenizer.json"]
+    assert names == ["config.json", "decoder.onnx", "decoder.safetensors", "encoder.onnx", "encoder.safetensors",
+                     "source_vocabulary.json", "target_vocabulary.json", "tokenizer.json"]
     cfg = load_config(tiny_onnx)  # verifies every sha256
     ckpt = load_checkpoint(tiny_ckpt)
     assert cfg.format_version == FORMAT_VERSION and cfg.opset >= 17 and cfg.quantization is None
@@ -149,7 +149,8 @@ def test_int8_cli_reports_agreement_and_size(tiny_ckpt, tiny_onnx, tmp_path):
     m = re.search(r"int8: greedy output equals fp32 on (\d+)% of sentences; size ([\d.]+) MB -> ([\d.]+) MB "
                   r"\(([\d.]+)x smaller\)", r.output)
     assert m, r.output
-    graphs = lambda folder: sum((folder / g).stat().st_size for g in ("encoder.onnx", "decoder.onnx"))
+    graphs = lambda folder: sum((folder / f).stat().st_size for g in ("encoder", "decoder")
+                                for f in (f"{g}.onnx", f"{g}.safetensors"))  # with their weights files
     assert (float(m[2]), float(m[3])) == (round(graphs(tiny_onnx) / 1e6, 2), round(graphs(out) / 1e6, 2))
     assert float(m[4]) == round(graphs(tiny_onnx) / graphs(out), 1)
     ckpt = load_checkpoint(tiny_ckpt)

@@ -32,7 +32,8 @@ KILLS = {
         A.replace_folder = replace_folder
     """),
 }
-FILES = {"encoder.onnx", "decoder.onnx", "source_vocabulary.json", "target_vocabulary.json", "tokenizer.json"}
+FILES = {"encoder.onnx", "decoder.onnx", "encoder.safetensors", "decoder.safetensors", "source_vocabulary.json",
+         "target_vocabulary.json", "tokenizer.json"}
 # where each kill leaves the target: still the old folder, or already the new one
 EXPECT_OLD = {"mid-build": True, "mid-file-write": True, "before-swap": True, "after-swap": False,
               "fallback-between-renames": None}  # None: gone for an instant; the next export restores the old one

@@ -99,6 +99,13 @@ def v3_folder(tiny_att_run, tiny_att_onnx, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def v5_shortlist_folder(tiny_att_onnx_sl, tmp_path_factory):
+    from tests.runtime.old_formats import write_format_5
+
+    return write_format_5(tiny_att_onnx_sl, tmp_path_factory.mktemp("v5web") / "model")
+
+
+@pytest.fixture(scope="module")
 def v4_shortlist_folder(tiny_att_onnx_sl, tmp_path_factory):
     from tests.runtime.old_formats import write_format_4
 
@@ -112,13 +119,13 @@ def v1_folder(tiny_ckpt, tiny_onnx, tmp_path_factory):
     return _write_format_1(tiny_ckpt, tiny_onnx, tmp_path_factory.mktemp("v1web") / "model")
 
 
-@pytest.mark.parametrize("folder", ["tiny_att_onnx", "tiny_onnx", "tiny_att_onnx_sl", "v4_shortlist_folder", "v3_folder",
-                                    "v1_folder"])
+@pytest.mark.parametrize("folder", ["tiny_att_onnx", "tiny_onnx", "tiny_att_onnx_sl", "v5_shortlist_folder",
+                                    "v4_shortlist_folder", "v3_folder", "v1_folder"])
 def test_the_site_translates_as_the_python_runtime(folder, request, browser, site_of):
     """100 test sentences, several lines at once through ?q=: the page's output is the Python runtime's
     (fp32, greedy, each line whole), for the attention model (SentencePiece), the paper's model (word
     vocabulary), a folder with a shortlist (the page decodes with decoder.onnx over the whole
-    vocabulary), a format 4 shortlist folder (whose decoder.onnx takes the output layer's rows), a
+    vocabulary), the same as format 5 wrote it (weights inside the graphs), a format 4 shortlist folder (whose decoder.onnx takes the output layer's rows), a
     format 3 folder and a format 1 one (a decoder that also returns `logits`, a tokenizer.json
     without "type").
     The tiny model's shortlist holds its whole vocabulary, so the Python runtime's output is the

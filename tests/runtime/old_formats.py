@@ -8,6 +8,24 @@ import warnings
 from pathlib import Path
 
 
+def write_format_5(folder: Path, out: Path) -> Path:
+    """The folder the format 5 exporter wrote: as today's, but each graph holds its weights (no
+    <graph>.safetensors beside it). `folder`: today's folder."""
+    from export.graphs import set_metadata
+
+    shutil.copytree(folder, out)
+    for graph in out.glob("*.onnx"):  # onnx.load reads the external data in; saved, it is inside
+        set_metadata(graph, {"format_version": "5", "producer": "seq2seq-edge"})
+    for weights in out.glob("*.safetensors"):
+        weights.unlink()
+    config = json.loads((out / "config.json").read_text())
+    config["format_version"] = 5
+    config["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())
+                       if p.name != "config.json"}
+    (out / "config.json").write_text(json.dumps(config))
+    return out
+
+
 def write_format_3(checkpoint: Path, folder: Path, out: Path) -> Path:
     """The folder the format 3 exporter wrote for this checkpoint: both graphs traced from PyTorch;
     the encoder returns hidden, cell (and memory); the attention decoder takes the source lengths,
@@ -42,7 +60,7 @@ def write_format_3(checkpoint: Path, folder: Path, out: Path) -> Path:
             extra = (new["input_feed"],) if attention else ()
             return (torch.log_softmax(logits, dim=-1), new["hidden"], new["cell"], logits.argmax(-1)) + extra
 
-    shutil.copytree(folder, out)
+    write_format_5(folder, out)
     for name in ("output_layer.onnx", "shortlist.npz"):
         (out / name).unlink(missing_ok=True)
     src, lengths = torch.randint(4, model.cfg.src_vocab_size, (3, 7)), torch.tensor([7, 5, 2])
@@ -75,7 +93,7 @@ def write_format_4(folder: Path, out: Path) -> Path:
     decoder_shortlist.onnx). `folder`: today's folder, with or without a shortlist."""
     from export.graphs import set_metadata
 
-    shutil.copytree(folder, out)
+    write_format_5(folder, out)
     rows = out / "decoder_shortlist.onnx"
     if rows.exists():
         rows.replace(out / "decoder.onnx")

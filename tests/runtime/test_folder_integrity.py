@@ -157,11 +157,22 @@ def test_a_file_that_grows_while_read_is_refused(tiny_onnx, tmp_path, monkeypatc
 
 def test_swapped_graphs_are_named(tiny_onnx, tmp_path):
     folder = _copy(tiny_onnx, tmp_path)
-    os.rename(folder / "encoder.onnx", folder / "tmp.onnx")
-    os.rename(folder / "decoder.onnx", folder / "encoder.onnx")
-    os.rename(folder / "tmp.onnx", folder / "decoder.onnx")
-    _rehash(folder, "encoder.onnx", "decoder.onnx")
+    for a, b in (("encoder.onnx", "decoder.onnx"), ("encoder.safetensors", "decoder.safetensors")):
+        os.rename(folder / a, folder / "tmp")
+        os.rename(folder / b, folder / a)
+        os.rename(folder / "tmp", folder / b)
+    _rehash(folder, "encoder.onnx", "decoder.onnx", "encoder.safetensors", "decoder.safetensors")
     _refused(folder, "encoder.onnx", "not the graph config.json describes")
+
+
+def test_a_graph_with_another_graphs_weights_is_named(tiny_onnx, tmp_path):
+    """Only the weights files swapped: onnxruntime refuses tensors of other shapes than the graph's."""
+    folder = _copy(tiny_onnx, tmp_path)
+    os.rename(folder / "encoder.safetensors", folder / "tmp")
+    os.rename(folder / "decoder.safetensors", folder / "encoder.safetensors")
+    os.rename(folder / "tmp", folder / "decoder.safetensors")
+    _rehash(folder, "encoder.safetensors", "decoder.safetensors")
+    _refused(folder, "encoder.onnx", "cannot load it")
 
 
 @pytest.mark.parametrize("field,delta,file", [("hidden_dim", 1, "encoder.onnx"), ("layers", 1, "encoder.onnx"),
@@ -263,3 +274,35 @@ def test_a_load_reads_one_version_of_a_folder_being_exchanged(tiny_onnx, tiny_sp
     expected = tiny_onnx if not remove_old else tiny_spm_onnx
     assert loaded.config.files == load_config(expected).files
     assert loaded.translate("hello") == Translator(expected).translate("hello")
+
+
+def test_a_weights_file_must_be_listed(tiny_onnx, tmp_path):
+    folder = _copy(tiny_onnx, tmp_path)
+    cfg = _config(folder)
+    del cfg["files"]["decoder.safetensors"]
+    _write_config(folder, cfg)
+    _refused(folder, "lists no checksum for decoder.safetensors")
+
+
+def test_a_weights_file_with_a_bad_header_is_named(tiny_onnx, tmp_path):
+    folder = _copy(tiny_onnx, tmp_path)
+    data = bytearray((folder / "decoder.safetensors").read_bytes())
+    data[8] = ord("[")  # the header's opening brace
+    (folder / "decoder.safetensors").write_bytes(bytes(data))
+    _rehash(folder, "decoder.safetensors")
+    _refused(folder, "decoder.safetensors", "header is not JSON")
+
+
+def test_weights_the_graph_needs_but_its_file_lacks_are_refused(tiny_onnx, tmp_path):
+    """Every hash right, but decoder.safetensors lacks a tensor decoder.onnx refers to: onnxruntime
+    would look for it on disk, where a folder may not keep external data."""
+    from safetensors.numpy import save
+
+    from runtime.weights import read_weights
+
+    folder = _copy(tiny_onnx, tmp_path)
+    weights = dict(read_weights((folder / "decoder.safetensors").read_bytes()))
+    del weights[sorted(weights)[0]]
+    (folder / "decoder.safetensors").write_bytes(save(weights))
+    _rehash(folder, "decoder.safetensors")
+    _refused(folder, "decoder.onnx", "external data that decoder.safetensors does not hold")

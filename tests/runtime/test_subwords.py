@@ -1,7 +1,6 @@
 """SentencePiece subwords: tokenizer round trip, an open and cased vocabulary, the model folder's
 SentencePiece files (missing, mismatched, corrupt), text the model never saw, and format 1 folders."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -85,10 +84,10 @@ def test_runtime_equals_pytorch_through_subwords(translator, tiny_spm_run):
 def test_format_2_folder_loads_and_reads_text_as_typed(tiny_spm_onnx, tmp_path):
     """A folder from before "text" (format 2): languages unknown, input read as typed, as it was trained."""
     import dataclasses
-    import shutil
 
-    old = tmp_path / "v2"
-    shutil.copytree(tiny_spm_onnx, old)
+    from tests.runtime.old_formats import write_format_5
+
+    old = write_format_5(tiny_spm_onnx, tmp_path / "v2")  # weights inside the graphs, as until format 6
     config = json.loads((old / "config.json").read_text())
     del config["text"], config["shortlist"]  # the paper model's graphs are the same in formats 2 to 4
     (old / "config.json").write_text(json.dumps({**config, "format_version": 2}))
@@ -199,7 +198,9 @@ def _write_format_1(checkpoint, v2_folder, out):
             logits, new = self.decoder.step(prev_ids, {"hidden": hidden, "cell": cell})
             return logits, torch.log_softmax(logits, dim=-1), new["hidden"], new["cell"], logits.argmax(-1)
 
-    shutil.copytree(v2_folder, out)
+    from tests.runtime.old_formats import write_format_5
+
+    write_format_5(v2_folder, out)  # weights inside the graphs, as until format 6
     model = model_from_checkpoint(load_checkpoint(checkpoint))[0]
     cfg = model.cfg
     state = torch.zeros(cfg.layers, 3, cfg.hidden_dim)

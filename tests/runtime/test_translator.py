@@ -257,13 +257,13 @@ def test_auto_device_falls_back_to_cpu_for_every_graph(tiny_att_onnx, monkeypatc
     expected = Translator(tiny_att_onnx, device="cpu").translate(SENTENCES[:10])
     made, real = [], sessions.make_session
 
-    def make_session(graph, device, threads, spinning=True):
+    def make_session(graph, device, threads, spinning=True, weights=None):
         made.append((len(graph), device))
         if device == "cuda":
             if len(graph) == len((tiny_att_onnx / "decoder.onnx").read_bytes()):
                 raise sessions.DeviceError("device cuda: onnxruntime could not start the CUDA provider (test)")
-            return real(graph, "cpu", threads, spinning)  # stands for a session that did start on CUDA
-        return real(graph, device, threads, spinning)
+            return real(graph, "cpu", threads, spinning, weights)  # stands for a session that did start on CUDA
+        return real(graph, device, threads, spinning, weights)
 
     monkeypatch.setattr(sessions, "resolve_device", lambda device: ("cuda", None))
     monkeypatch.setattr(sessions, "make_session", make_session)

@@ -5,6 +5,7 @@
 // decoder also takes the output layer's rows (here: the whole vocabulary's, gathered once; a format 5
 // folder's decoder.onnx holds the whole projection itself).
 import * as ort from "onnxruntime-web/wasm";
+import { weightsFile } from "./folder.js";
 
 export const PAD_ID = 0, SOS_ID = 2, EOS_ID = 3;
 
@@ -14,12 +15,15 @@ export class Model {
   static async create(files, config) {
     const self = new Model();
     const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
-    self.encoder = await ort.InferenceSession.create(files["encoder.onnx"], options);
-    self.decoder = await ort.InferenceSession.create(files["decoder.onnx"], options);
+    // format 6: the graph refers to its weights as external data in <graph>.safetensors, at their offsets
+    const session = (name) => ort.InferenceSession.create(files[name], config.format_version >= 6
+      ? { ...options, externalData: [{ path: weightsFile(name), data: files[weightsFile(name)] }] } : options);
+    self.encoder = await session("encoder.onnx");
+    self.decoder = await session("decoder.onnx");
     self.config = config;
     self.stateInputs = self.decoder.inputNames.filter((n) => n !== "prev_ids");
     if (self.stateInputs.includes("out_weight")) {  // a format 4 shortlist folder: the whole vocabulary's rows
-      const layer = await ort.InferenceSession.create(files["output_layer.onnx"], options);
+      const layer = await session("output_layer.onnx");
       const ids = Array.from({ length: config.tgt_vocab_size }, (_, i) => i);
       const rows = await layer.run({ candidates: int64(ids, [ids.length]) });
       self.outputLayer = { out_weight: rows.out_weight, out_bias: rows.out_bias, candidates: int64(ids, [ids.length]) };

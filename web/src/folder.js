@@ -1,11 +1,17 @@
 // A model folder fetched over HTTP and checked as the Python runtime checks it (runtime/model_format.py):
 // a format version this page reads, and the SHA-256 of every file it uses against config.json before
 // any is used. It decodes greedily over the whole vocabulary with decoder.onnx, so it fetches none of
-// a shortlist's files (format 5: shortlist.npz, output_layer.onnx, decoder_shortlist.onnx), but for a
-// format 4 folder's output layer, whose decoder.onnx takes its rows.
+// a shortlist's files (format 5: shortlist.npz, output_layer.onnx, decoder_shortlist.onnx; format 6
+// also their weights files), but for a format 4 folder's output layer, whose decoder.onnx takes its rows.
 
-export const READABLE_VERSIONS = [1, 2, 3, 4, 5];
-const unused = (version) => version >= 5 ? ["shortlist.npz", "output_layer.onnx", "decoder_shortlist.onnx"] : ["shortlist.npz"];
+export const READABLE_VERSIONS = [1, 2, 3, 4, 5, 6];
+const SHORTLIST_GRAPHS = ["output_layer.onnx", "decoder_shortlist.onnx"];
+const unused = (version) => ["shortlist.npz",
+  ...(version >= 5 ? SHORTLIST_GRAPHS : []), ...(version >= 6 ? SHORTLIST_GRAPHS.map(weightsFile) : [])];
+const NEWEST = Math.max(...READABLE_VERSIONS);
+
+// from format 6 each graph's weights are in <graph>.safetensors beside it (runtime/weights.py)
+export const weightsFile = (graph) => graph.replace(/\.onnx$/, ".safetensors");
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export class FolderError extends Error {}
@@ -24,7 +30,7 @@ export async function openFolder(base) {
   const config = JSON.parse(new TextDecoder().decode(await fetchBytes(`${base}config.json`)));
   const version = config.format_version;
   if (!READABLE_VERSIONS.includes(version)) {
-    const fix = Number.isInteger(version) && version > 5 ? "this page is older than the model folder: export the site again"
+    const fix = Number.isInteger(version) && version > NEWEST ? "this page is older than the model folder: export the site again"
       : "re-export the model folder";
     throw new FolderError(`model format version ${JSON.stringify(version)}; this page reads versions ${READABLE_VERSIONS.join(", ")}: ${fix}`);
   }
