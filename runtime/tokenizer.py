@@ -117,7 +117,7 @@ class SentencePieceTokenizer:
     def pieces(self, side: str) -> list[str]:
         """The side's vocabulary: its pieces in id order."""
         sp = self._sp[side]
-        return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+        return sp.id_to_piece(list(range(sp.get_piece_size())))  # one call: ~3x faster than one per id
 
     def to_dict(self) -> dict:
         """Settings, naming the models by sha256 (cache keys; the folder names them by file)."""
