@@ -293,9 +293,10 @@ def test_a_weights_file_with_a_bad_header_is_named(tiny_onnx, tmp_path):
     _refused(folder, "decoder.safetensors", "header is not JSON")
 
 
-def test_weights_the_graph_needs_but_its_file_lacks_are_refused(tiny_onnx, tmp_path):
+def test_weights_the_graph_needs_but_its_file_lacks_are_refused(tiny_onnx, tmp_path, monkeypatch):
     """Every hash right, but decoder.safetensors lacks a tensor decoder.onnx refers to: onnxruntime
-    would look for it on disk, where a folder may not keep external data."""
+    would read it from the file on disk, at the graph's offset, into bytes now holding other
+    tensors (run from inside the folder, where onnxruntime would otherwise find the file)."""
     from safetensors.numpy import save
 
     from runtime.weights import read_weights
@@ -305,4 +306,5 @@ def test_weights_the_graph_needs_but_its_file_lacks_are_refused(tiny_onnx, tmp_p
     del weights[sorted(weights)[0]]
     (folder / "decoder.safetensors").write_bytes(save(weights))
     _rehash(folder, "decoder.safetensors")
+    monkeypatch.chdir(folder)
     _refused(folder, "decoder.onnx", "external data that decoder.safetensors does not hold")
