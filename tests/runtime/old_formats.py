@@ -11,15 +11,21 @@ from pathlib import Path
 def write_format_5(folder: Path, out: Path) -> Path:
     """The folder the format 5 exporter wrote: as today's, but each graph holds its weights (no
     <graph>.safetensors beside it). `folder`: today's folder."""
+    shutil.copytree(folder, out)
+    return _relabel(out, 5)
+
+
+def _relabel(out: Path, version: int) -> Path:
+    """Every graph of the folder with its weights inside (onnx.load reads the external data in;
+    saved, it is inside) and its metadata at `version`; config.json at `version`, its sha256 list anew."""
     from export.graphs import set_metadata
 
-    shutil.copytree(folder, out)
-    for graph in out.glob("*.onnx"):  # onnx.load reads the external data in; saved, it is inside
-        set_metadata(graph, {"format_version": "5", "producer": "seq2seq-edge"})
+    for graph in out.glob("*.onnx"):
+        set_metadata(graph, {"format_version": str(version), "producer": "seq2seq-edge"})
     for weights in out.glob("*.safetensors"):
         weights.unlink()
     config = json.loads((out / "config.json").read_text())
-    config["format_version"] = 5
+    config["format_version"] = version
     config["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())
                        if p.name != "config.json"}
     (out / "config.json").write_text(json.dumps(config))
@@ -91,20 +97,11 @@ def write_format_4(folder: Path, out: Path) -> Path:
     """The folder the format 4 exporter wrote: as today's, but a shortlist folder's only decoder,
     decoder.onnx, is the one that takes the output layer's rows as inputs (today's
     decoder_shortlist.onnx). `folder`: today's folder, with or without a shortlist."""
-    from export.graphs import set_metadata
-
     write_format_5(folder, out)
     rows = out / "decoder_shortlist.onnx"
     if rows.exists():
         rows.replace(out / "decoder.onnx")
-    for graph in out.glob("*.onnx"):
-        set_metadata(graph, {"format_version": "4", "producer": "seq2seq-edge"})
-    config = json.loads((out / "config.json").read_text())
-    config["format_version"] = 4
-    config["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())
-                       if p.name != "config.json"}
-    (out / "config.json").write_text(json.dumps(config))
-    return out
+    return _relabel(out, 4)
 
 
 def wire_sequence_lens(path: Path) -> None:
