@@ -55,8 +55,8 @@ SOURCE_VOCAB_FILE = "source_vocabulary.json"
 TARGET_VOCAB_FILE = "target_vocabulary.json"
 SOURCE_SPM_FILE, TARGET_SPM_FILE = SPM_FILES["src"], SPM_FILES["tgt"]
 REQUIRED_FILES = (ENCODER_FILE, DECODER_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, TOKENIZER_FILE)
-# the most the runtime reads of each file; an .onnx can't exceed protobuf's 2 GB anyway
 GRAPH_FILES = (ENCODER_FILE, DECODER_FILE, OUTPUT_LAYER_FILE, DECODER_SHORTLIST_FILE)
+# the most the runtime reads of each file; an .onnx can't exceed protobuf's 2 GB anyway
 MAX_BYTES = {CONFIG_FILE: 1 * MiB, TOKENIZER_FILE: 1 * MiB, SOURCE_VOCAB_FILE: 64 * MiB, TARGET_VOCAB_FILE: 64 * MiB,
              SOURCE_SPM_FILE: 64 * MiB, TARGET_SPM_FILE: 64 * MiB, SHORTLIST_FILE: 256 * MiB,
              **{name: 2048 * MiB for graph in GRAPH_FILES for name in (graph, weights_file(graph))}}
