@@ -16,6 +16,7 @@ tensor out of the file first: one more copy of every weight. The export writes t
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def read_header(data: bytes) -> tuple[int, dict]:
             raise WeightsFileError(f"tensor {name!r}: shape {shape!r} is not a list of sizes")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
                 and 0 <= offsets[0] <= offsets[1] <= size
-                and offsets[1] - offsets[0] == int(np.prod(shape, dtype=np.int64)) * np.dtype(DTYPES[entry["dtype"]]).itemsize):
+                and offsets[1] - offsets[0] == math.prod(shape) * np.dtype(DTYPES[entry["dtype"]]).itemsize):
             raise WeightsFileError(f"tensor {name!r}: data_offsets {offsets!r} do not hold its {entry['dtype']} {shape}")
     return start, header
 
@@ -64,6 +65,6 @@ def read_weights(data: bytes) -> dict[str, np.ndarray]:
     out = {}
     for name, entry in header.items():
         dtype, shape = np.dtype(DTYPES[entry["dtype"]]), entry["shape"]
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # Python's ints: a header's sizes cannot overflow it
         out[name] = np.frombuffer(data, dtype=dtype, count=count, offset=start + entry["data_offsets"][0]).reshape(shape)
     return out

@@ -76,6 +76,8 @@ def _file(header: dict, body: bytes) -> bytes:
     (_file({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, bytes(4)), "not a list of sizes"),
     (_file({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}, bytes(4)), "do not hold"),
     (_file({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, bytes(4)), "do not hold"),
+    # 2**64 elements, which int64 arithmetic would count as 0
+    (_file({"w": {"dtype": "F32", "shape": [2 ** 32, 2 ** 32], "data_offsets": [0, 0]}}, b""), "do not hold"),
 ])
 def test_a_bad_weights_file_is_refused_with_why(data, why):
     with pytest.raises(WeightsFileError, match=why):
