@@ -50,12 +50,13 @@ def read_header(data: bytes) -> tuple[int, dict]:
         if not isinstance(entry, dict) or entry.get("dtype") not in DTYPES:
             raise WeightsFileError(f"tensor {name!r}: no dtype this runtime reads")
         shape, offsets = entry.get("shape"), entry.get("data_offsets")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):  # not bool
             raise WeightsFileError(f"tensor {name!r}: shape {shape!r} is not a list of sizes")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
                 and 0 <= offsets[0] <= offsets[1] <= size
                 and offsets[1] - offsets[0] == math.prod(shape) * np.dtype(DTYPES[entry["dtype"]]).itemsize):
-            raise WeightsFileError(f"tensor {name!r}: data_offsets {offsets!r} do not hold its {entry['dtype']} {shape}")
+            raise WeightsFileError(f"tensor {name!r}: data_offsets {offsets!r} do not hold its "
+                                   f"{entry['dtype']} {shape}")
     return start, header
 
 
@@ -66,5 +67,6 @@ def read_weights(data: bytes) -> dict[str, np.ndarray]:
     for name, entry in header.items():
         dtype, shape = np.dtype(DTYPES[entry["dtype"]]), entry["shape"]
         count = math.prod(shape)  # Python's ints: a header's sizes cannot overflow it
-        out[name] = np.frombuffer(data, dtype=dtype, count=count, offset=start + entry["data_offsets"][0]).reshape(shape)
+        offset = start + entry["data_offsets"][0]
+        out[name] = np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
     return out

@@ -74,6 +74,7 @@ def _file(header: dict, body: bytes) -> bytes:
     (_file([1], b""), "not a JSON object"),
     (_file({"w": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 4]}}, bytes(4)), "no dtype"),
     (_file({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, bytes(4)), "not a list of sizes"),
+    (_file({"w": {"dtype": "F32", "shape": [True], "data_offsets": [0, 4]}}, bytes(4)), "not a list of sizes"),
     (_file({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}, bytes(4)), "do not hold"),
     (_file({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, bytes(4)), "do not hold"),
     # 2**64 elements, which int64 arithmetic would count as 0
