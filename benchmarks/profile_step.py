@@ -77,7 +77,7 @@ def profile(folder: str, batch: int, sentences: list[str], steps: int) -> dict:
     import onnxruntime as ort
 
     from runtime.model_format import open_folder, weights_file
-    from runtime.sessions import DecoderSession
+    from runtime.sessions import DecoderSession, add_weights
     from runtime.weights import read_weights
 
     t, src, lengths = states(folder, batch, sentences)
@@ -91,10 +91,7 @@ def profile(folder: str, batch: int, sentences: list[str], steps: int) -> dict:
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(tmp, "step")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        weights = read_weights(data[weights_file(graph)]) if weights_file(graph) in data else {}  # format 6
-        values = [ort.OrtValue.ortvalue_from_numpy(a) for a in weights.values()]
-        if values:
-            opts.add_external_initializers(list(weights), values)
+        add_weights(opts, read_weights(data[weights_file(graph)]) if weights_file(graph) in data else None)  # format 6
         session = ort.InferenceSession(data[graph], sess_options=opts, providers=["CPUExecutionProvider"])
         encoder, decoder = t.encoder, DecoderSession(session, "cpu")
         state = encoder(src, lengths)

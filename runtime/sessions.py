@@ -156,14 +156,20 @@ def make_session(model: bytes | os.PathLike | str, device: str, threads: int | N
 
             weights = read_weights(beside.read_bytes())
     opts.add_session_config_entry("session.model_external_initializers_file_folder_path", NO_FILES_FOLDER)
-    if weights:
-        opts.add_external_initializers(list(weights), [ort.OrtValue.ortvalue_from_numpy(a) for a in weights.values()])
+    add_weights(opts, weights)
     session = ort.InferenceSession(model, sess_options=opts, providers=providers)
     if device == "cuda" and CUDA not in session.get_providers():
         # onnxruntime-gpu falls back to CPU quietly when the CUDA libraries don't load
         raise DeviceError("device cuda: onnxruntime could not start the CUDA provider ("
                           + (failed.split(":")[0] if failed else "CUDA/cuDNN libraries missing?") + ")")
     return session
+
+
+def add_weights(opts: ort.SessionOptions, weights: dict[str, np.ndarray] | None) -> None:
+    """A format 6 graph's initializers (runtime.weights.read_weights' views) for the session these
+    options make: onnxruntime copies each in once, checking name, shape and type against the graph's."""
+    if weights:
+        opts.add_external_initializers(list(weights), [ort.OrtValue.ortvalue_from_numpy(a) for a in weights.values()])
 
 
 def check_signature(session: ort.InferenceSession, expected: tuple[dict, dict]) -> str | None:
