@@ -6,8 +6,11 @@ process so peak RSS belongs to that configuration alone.
 
 --tree DIR times another source tree side by side (e.g. `git worktree add ../before COMMIT`): its
 exporter writes its own folders from the same checkpoint, and its rows (`before_*`) run between this
-tree's, so machine drift hits both alike. --shortlist adds rows with the checkpoint's shortlist.
-The row graphs_int8_b1 times the int8 folder's graphs alone at batch 1 (their runs, nothing of the
+tree's, so machine drift hits both alike. The fp32 and int8 folders are what `export onnx` writes by
+default: with the checkpoint's shortlist when it is the kind `trainer fit` builds (a fixed list of
+what the model writes; `trainer shortlist CHECKPOINT` adds it to an older checkpoint). The fidelity
+rows (`*whole*`: PyTorch against onnxruntime) are exported with --no-shortlist, as are the int8
+rows --whole adds. The row graphs_int8_b1 times the int8 folder's graphs alone at batch 1 (their runs, nothing of the
 Python around them): the bound of any change outside the graphs.
 
     python benchmarks/decode.py --checkpoint artifacts/bench/robustness/<run>/checkpoint.pth --tree ../before
@@ -24,11 +27,11 @@ from pathlib import Path
 
 from common import OUT, ROOT, TATOEBA, emit, machine, peak_rss_mb, require_shared, run
 
-ROWS = ["reference_eager_b1", "runtime_fp32_b1", "runtime_int8_b1", "graphs_int8_b1", "runtime_fp32_b32",
-        "runtime_int8_b32", "runtime_fp32_b128", "runtime_int8_b128"]
-SHORTLIST_ROWS = ["runtime_fp32sl_b1", "runtime_int8sl_b1", "runtime_fp32sl_b32", "runtime_int8sl_b32",
-                  "runtime_fp32sl_b128", "runtime_int8sl_b128"]
-KINDS = {"fp32": [], "int8": ["--quantize", "int8"], "fp32sl": ["--shortlist"], "int8sl": ["--quantize", "int8", "--shortlist"]}
+ROWS = ["reference_eager_b1", "runtime_fp32whole_b1", "runtime_fp32_b1", "runtime_int8_b1", "graphs_int8_b1",
+        "runtime_fp32whole_b32", "runtime_fp32_b32", "runtime_int8_b32", "runtime_fp32_b128", "runtime_int8_b128"]
+WHOLE_ROWS = ["runtime_int8whole_b1", "runtime_int8whole_b32", "runtime_int8whole_b128"]
+KINDS = {"fp32": [], "int8": ["--quantize", "int8"], "fp32whole": ["--no-shortlist"],
+         "int8whole": ["--quantize", "int8", "--no-shortlist"]}
 
 
 def folder_mb(path: Path) -> float:
@@ -110,27 +113,26 @@ def graphs_row(model_dir: str, texts: list[str], device: str) -> tuple[list[floa
 
     runtime.share_thread_pool()
     t = Translator(model_dir, device=device)
-    encoder, decoder = t.encoder.session, t.decoder.session  # a folder without a shortlist: one decoder
+    # the decoder every batch takes: a fixed shortlist's (format 7), else the folder's one decoder
+    wrapper = getattr(t.decoder, "rows", t.decoder)
+    encoder, decoder = t.encoder.session, wrapper.session
     enc_names = [o.name for o in encoder.get_outputs()]
     dec_names = [o.name for o in decoder.get_outputs() if o.name != "log_probs"]  # what greedy search asks for
     dec_inputs = [i.name for i in decoder.get_inputs()]
     steps, outs, counted = [], [], []
+    run = wrapper.run
 
-    class Counting:  # the first pass: how many steps each sentence's translation takes
-        def run(self, names, feeds):
-            counted.append(1)
-            return decoder.run(names, feeds)
+    def counting(names, feeds):  # the first pass: how many steps each sentence's translation takes
+        counted.append(1)
+        return run(names, feeds)
 
-        def __getattr__(self, name):
-            return getattr(decoder, name)
-
-    t.decoder.session = Counting()
+    wrapper.run = counting
     t.translate(texts[:4], batch_size=1)  # warm-up
     for text in texts:
         counted.clear()
         outs += t.translate([text])
         steps.append(len(counted))
-    t.decoder.session = decoder
+    wrapper.run = run
     times = []
     for text, n in zip(texts, steps):
         src, lengths = pad_batch([t.encode(text)[0]])
@@ -192,7 +194,7 @@ def main() -> None:
     ap.add_argument("--n-b1", type=int, default=300, help="test sentences for batch-1 rows")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tree", help="another source tree to time side by side (its rows: before_*)")
-    ap.add_argument("--shortlist", action="store_true", help="also rows with the checkpoint's shortlist")
+    ap.add_argument("--whole", action="store_true", help="also int8 rows without the shortlist (--no-shortlist)")
     ap.add_argument("--quick", action="store_true", help="a 30-second default model; under 3 minutes")
     ap.add_argument("--row", help=argparse.SUPPRESS)
     ap.add_argument("--folders", help=argparse.SUPPRESS)
@@ -211,16 +213,16 @@ def main() -> None:
         sys.exit(f"{args.checkpoint}: no checkpoint; run benchmarks/teacher_forcing.py first or pass --checkpoint")
     args.checkpoint = str(Path(args.checkpoint).resolve())  # the other tree's processes run in that tree
     args.tree = str(Path(args.tree).resolve()) if args.tree else None
-    kinds = ["fp32", "int8"] + (["fp32sl", "int8sl"] if args.shortlist else [])
+    kinds = ["fp32", "int8", "fp32whole"] + (["int8whole"] if args.whole else [])
     trees = {"": (None, export_folders(args.checkpoint, kinds))}
     if args.tree:
         trees["before_"] = (args.tree, export_folders(args.checkpoint, ["fp32", "int8"], args.tree))
     rows = {}
-    for row in ROWS + (SHORTLIST_ROWS if args.shortlist else []):
+    for row in ROWS + (WHOLE_ROWS if args.whole else []):
         if args.device == "cuda" and "int8" in row:
             continue  # dynamic int8 ops run on the CPU provider only
         for prefix, (tree, folders) in trees.items():
-            if ("sl_" in row or row.startswith("graphs")) and prefix:  # this tree's folders only
+            if ("whole_" in row or row.startswith("graphs")) and prefix:  # this tree's folders only
                 continue
             r = run([sys.executable, str(Path(__file__).resolve()), "--row", row, "--checkpoint", args.checkpoint, "--folders", json.dumps(folders),
                      "--n", str(args.n), "--n-b1", str(args.n_b1), "--device", args.device], tree)
@@ -242,16 +244,19 @@ def main() -> None:
             "peak_rss_mb": round(r["rss_mb"], 1), "torch_loaded": r["torch_loaded"], "sentences": len(ts),
         }
     same = lambda a, b: round(sum(x == y for x, y in zip(rows[a]["outs"], rows[b]["outs"])) / len(rows[a]["outs"]), 4)
-    # fidelity: onnxruntime fp32 greedy vs PyTorch greedy on the same sentences; int8 vs fp32; shortlist vs not
-    fid = {"fp32_identical_to_pytorch_b1": same("reference_eager_b1", "runtime_fp32_b1"),
-           "fp32_b32_identical_to_b1": same("runtime_fp32_b1", "runtime_fp32_b32")}
+    # fidelity: onnxruntime fp32 greedy (no shortlist) vs PyTorch greedy on the same sentences; batch 32 vs
+    # batch 1; the default folders (with the checkpoint's shortlist, if any) vs none; int8 vs fp32
+    fid = {"fp32_identical_to_pytorch_b1": same("reference_eager_b1", "runtime_fp32whole_b1"),
+           "fp32_b32_identical_to_b1": same("runtime_fp32whole_b1", "runtime_fp32whole_b32"),
+           "fp32_shortlist_identical_b1": same("runtime_fp32whole_b1", "runtime_fp32_b1"),
+           "fp32_shortlist_identical_b32": same("runtime_fp32whole_b32", "runtime_fp32_b32")}
     if "runtime_int8_b32" in rows:
         fid["int8_identical_to_fp32"] = same("runtime_fp32_b32", "runtime_int8_b32")
-    for kind in ("fp32", "int8"):
-        if f"runtime_{kind}sl_b32" in rows:
-            fid[f"{kind}_shortlist_identical_b32"] = same(f"runtime_{kind}_b32", f"runtime_{kind}sl_b32")
-        if f"before_runtime_{kind}_b32" in rows:
-            fid[f"{kind}_b32_identical_to_before"] = same(f"runtime_{kind}_b32", f"before_runtime_{kind}_b32")
+    if "runtime_int8whole_b32" in rows:
+        fid["int8_shortlist_identical_b32"] = same("runtime_int8whole_b32", "runtime_int8_b32")
+    for kind in ("fp32whole", "int8whole"):
+        if f"runtime_{kind}_b32" in rows and "before_runtime_" + kind[:4] + "_b32" in rows:
+            fid[f"{kind[:4]}_whole_b32_identical_to_before"] = same(f"runtime_{kind}_b32", f"before_runtime_{kind[:4]}_b32")
     cold = cold_start(trees[""][1]["fp32"], 3 if args.quick else 7)
     print(f"{'configuration':30s} {'p50 ms':>8s} {'p90 ms':>8s} {'sent/s':>9s} {'speedup':>8s} {'size MB':>8s} {'RSS MB':>8s}")
     for name, t in table.items():
@@ -264,7 +269,7 @@ def main() -> None:
         print(f"this tree / before: {versus}")
     print(f"fidelity {fid}; cold start {cold}")
     batched = lambda prefix: max(t["sent_per_s"] for n, t in table.items() if n.startswith(prefix + "runtime")
-                                 and not n.endswith("_b1") and "sl_" not in n)
+                                 and not n.endswith("_b1") and "whole_" not in n)
     ref_sps = lambda prefix: table[prefix + "reference_eager_b1"]["sent_per_s"]
     emit({
         "speedup_fp32_b1": table["runtime_fp32_b1"]["speedup"],

@@ -79,11 +79,11 @@ def main() -> None:
         copy = Path(tmp) / "checkpoint.pth"
         shutil.copy(checkpoint, copy)
         plain = Path(tmp) / "onnx"
-        run([sys.executable, "-m", "export", "onnx", str(checkpoint), "--out", str(plain), *quantize])
+        run([sys.executable, "-m", "export", "onnx", str(checkpoint), "--out", str(plain), "--no-shortlist", *quantize])
         full = results["whole vocabulary"] = measure(plain, sources, refs, False)
         for frequent, per_source in sizes:
             run([sys.executable, "-m", "trainer", "shortlist", str(copy), "--frequent", str(frequent), "--per-source",
-                 str(per_source), "--cache-dir", str(checkpoint.parent / "cache"), *(["--from-model"] if args.from_model else [])])
+                 str(per_source), "--cache-dir", str(checkpoint.parent / "cache"), "--from-model" if args.from_model else "--from-targets"])
             folder = Path(tmp) / f"onnx-{frequent}-{per_source}"
             run([sys.executable, "-m", "export", "onnx", str(copy), "--out", str(folder), "--shortlist", *quantize])
             short = r = results[f"{frequent}+{per_source}"] = measure(folder, sources, refs, True)

@@ -26,13 +26,14 @@ def cli():
 @click.option("--quantize", type=click.Choice(["int8"]), help="onnxruntime dynamic int8 quantization of both graphs.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="onnx.checker and onnxruntime-vs-PyTorch parity before the folder is written.")
-@click.option("--shortlist", is_flag=True,
-              help="Add the checkpoint's lexical shortlist: each step scores only the target ids the batch's source "
-                   "ids may need (faster; translations can differ, see docs/benchmarks.md).")
+@click.option("--shortlist/--no-shortlist", default=None,
+              help="Add the checkpoint's lexical shortlist, or not: each step scores only the target ids it holds "
+                   "(faster; translations can differ, see docs/benchmarks.md). Default: added when it is the one "
+                   "`trainer fit` builds, the pieces the model writes most often, and fewer than the vocabulary.")
 @version_option()
 def onnx(checkpoint, out, opset, force, quantize, verify, shortlist):
-    """Write encoder.onnx, decoder.onnx, vocabularies and config.json for CHECKPOINT (with --shortlist
-    also shortlist.npz and output_layer.onnx).
+    """Write encoder.onnx, decoder.onnx, vocabularies and config.json for CHECKPOINT (with a shortlist
+    also shortlist.npz and decoder_shortlist.onnx; with per-source lists output_layer.onnx).
 
     \b
     python -m export onnx artifacts/checkpoint.pth

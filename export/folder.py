@@ -17,6 +17,7 @@ from export.verify import Report
 from export.weights import folder_bytes, move_weights
 from runtime.atomic import atomic_write, check_target, write_folder
 from runtime.lock import exclusive, lock_path
+from runtime.vocab import SPECIAL_IDS
 from runtime.model_format import (
     CONFIG_FILE, FORMAT_VERSION, SHORTLIST_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, DecodingDefaults, FolderConfig,
     sha256_file, tokenizer_files,
@@ -41,12 +42,12 @@ class Exported:
 
 
 def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
-                force: bool = False, quantize: str | None = None, verify: bool = True, shortlist: bool = False,
+                force: bool = False, quantize: str | None = None, verify: bool = True, shortlist: bool | None = False,
                 log=lambda m: None) -> Report:
     """Writes the model folder atomically and returns the verification report; raises ExportError
     (folder untouched) if a step fails, Busy if another export is writing the same folder.
     shortlist: add the checkpoint's lexical shortlist (runtime/shortlist.py), which the runtime
-    then uses unless told not to."""
+    then uses unless told not to; None: add it when it is the default kind (default_shortlist)."""
     from trainer.checkpoint import load_checkpoint, model_from_checkpoint, text_config
 
     out_dir = Path(out_dir)
@@ -58,6 +59,8 @@ def export_onnx(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *, op
         except FileExistsError as e:
             raise ExportError(str(e)) from None
         ckpt = load_checkpoint(checkpoint)
+        if shortlist is None:
+            shortlist = default_shortlist(ckpt)
         if shortlist and not isinstance(ckpt.get("shortlist"), dict):
             raise ExportError(f"{checkpoint}: the checkpoint has no shortlist (trained before they existed); add one "
                               f"with `trainer shortlist {checkpoint}`, or export without --shortlist")
@@ -69,17 +72,65 @@ def _build(source: Exported, tmp: Path, opset: int, quantize: str | None, verify
            log) -> Report:
     from export.verify import sample_sentences
 
-    paths = export_graphs(source.model, tmp, opset, shortlist)
+    fixed = fixed_candidates(source) if shortlist else None
+    paths = export_graphs(source.model, tmp, opset, shortlist and fixed is None)
     texts = sample_sentences(source.ckpt, source.tokenizer, source.src_vocab, source.model.cfg.max_source_len)
     report = verify_graphs(source, paths, texts) if verify else Report()
     if quantize == "int8":
         quantize_graphs(source, paths, texts, report, verify, log, opset)
+    if fixed is not None:  # cut from the final decoder.onnx (int8 as quantized), then checked against it
+        paths += (write_fixed_shortlist_decoder(source, paths, fixed, texts, verify),)
     for path in paths:  # verified and quantized as self-contained graphs; the folder keeps weights apart
         move_weights(path)
     write_files(source, tmp, shortlist)
     write_config(source, tmp, opset, quantize, shortlist)
     check_with_runtime(tmp)
     return report
+
+
+def default_shortlist(ckpt: dict) -> bool:
+    """Whether a checkpoint's shortlist goes into the folder unasked: the kind `trainer fit` builds
+    (fixed, counted over the model's own output: it passes the bar of docs/benchmarks.md), when it
+    leaves out part of the vocabulary. Any other (an older checkpoint's per-source lists) only asked."""
+    state = ckpt.get("shortlist")
+    if not isinstance(state, dict):
+        return False
+    sizes = state.get("sizes", {})
+    fixed = int(sizes.get("per_source", -1)) == 0 and bool(sizes.get("from_model"))
+    return fixed and len(set(state["frequent"].tolist()) | set(SPECIAL_IDS.values())) < len(ckpt["tgt_vocab"])
+
+
+def fixed_candidates(source: Exported):
+    """The target ids of a fixed shortlist (no per-source lists: the same for every batch), sorted,
+    as the runtime derives them from shortlist.npz; None for a shortlist with per-source lists."""
+    import numpy as np
+
+    from runtime.shortlist import Shortlist
+
+    state = source.ckpt["shortlist"]
+    if int(state["sizes"]["per_source"]) != 0:
+        return None
+    shortlist = Shortlist(state["frequent"].numpy(), state["by_source"].numpy(), len(source.tgt_vocab))
+    return shortlist.candidates(np.zeros((1, 1), dtype=np.int64))
+
+
+def write_fixed_shortlist_decoder(source: Exported, paths, candidates, texts: list[str], verify: bool) -> Path:
+    """decoder_shortlist.onnx of a fixed shortlist (export/step_graph.py fixed_shortlist_decoder),
+    verified against decoder.onnx -> its path."""
+    import onnx
+
+    from export.step_graph import fixed_shortlist_decoder
+    from export.verify import VerificationError, check_fixed_shortlist
+    from runtime.model_format import DECODER_SHORTLIST_FILE
+
+    path = paths[1].with_name(DECODER_SHORTLIST_FILE)
+    onnx.save(fixed_shortlist_decoder(onnx.load(str(paths[1])), candidates), str(path))
+    if verify:
+        try:
+            check_fixed_shortlist(paths, path, candidates, texts, source.tokenizer, source.src_vocab, source.model.cfg)
+        except VerificationError as e:
+            raise ExportError(f"verification failed, nothing written: {e}") from None
+    return path
 
 
 def verify_graphs(source: Exported, paths, texts: list[str]) -> Report:

@@ -127,3 +127,42 @@ def output_layer_graph(weights: dict, opset: int):
                               [helper.make_tensor_value_info("out_weight", rows, [h, "candidates"]),
                                helper.make_tensor_value_info("out_bias", f32, ["candidates"])], inits)
     return onnx_model(graph, opset)
+
+
+def fixed_shortlist_decoder(decoder, candidates: np.ndarray):
+    """decoder.onnx's ModelProto (fp32, or int8 as export/quantize.py left it) -> decoder_shortlist.onnx
+    for a fixed shortlist (format 7): the same graph with its projection's columns and bias entries of
+    `candidates` (K,) only, as constants (so onnxruntime prepacks them as it does the whole projection),
+    and next_ids = candidates[ArgMax(logits)]. Cut from the exported decoder, not built again: an int8
+    folder's rows keep decoder.onnx's own int8 values, scale and zero point, so each kept column's
+    score is the whole decoder's, bit for bit (export/verify.py check_fixed_shortlist)."""
+    from onnx import numpy_helper
+
+    model = type(decoder)()
+    model.CopyFrom(decoder)
+    graph, k = model.graph, len(candidates)
+    inits = {i.name: i for i in graph.initializer}
+    # the projection: "/out/MatMul" (fp32) or the quantizer's "/out/MatMul_quant" (MatMulInteger)
+    matmul = next(n for n in graph.node if n.name.startswith("/out/") and n.op_type in ("MatMul", "MatMulInteger"))
+    add = next(n for n in graph.node if n.name == "/out/Add")
+    for name, take in ((matmul.input[1], lambda w: w[:, candidates]), (add.input[1], lambda b: b[candidates])):
+        rows = numpy_helper.from_array(np.ascontiguousarray(take(numpy_helper.to_array(inits[name]))), name)
+        inits[name].CopyFrom(rows)
+    builder = GraphBuilder()  # the ArgMax again, over K columns, mapped back to target ids
+    if k % ARGMAX_BLOCK == 0:
+        _blocked_argmax(builder.node, builder.const, "logits", "column", k, ARGMAX_BLOCK)
+    else:
+        builder.node("ArgMax", ["logits"], ["column"], "/ArgMax", axis=-1, keepdims=0)
+    builder.node("Gather", [builder.const("shortlist.candidates", candidates.astype(np.int64)), "column"], ["next_ids"],
+                 "/out/Gather_ids")
+    kept = [n for n in graph.node if not n.name.startswith("/argmax/") and n.name != "/ArgMax"]
+    used = {x for n in kept for x in n.input}
+    del graph.node[:]
+    graph.node.extend(kept + builder.nodes)
+    stale = [i for i in graph.initializer if i.name not in used and i.name.startswith(("shape_blocks", "axis", "block_"))]
+    for init in stale:  # the old ArgMax's constants (the new one adds its own)
+        graph.initializer.remove(init)
+    graph.initializer.extend(i for i in builder.inits if i.name not in {x.name for x in graph.initializer})
+    log_probs = next(o for o in graph.output if o.name == "log_probs")
+    log_probs.type.tensor_type.shape.dim[1].dim_value = k
+    return model

@@ -141,6 +141,32 @@ def greedy_ids(paths, texts, tokenizer, src_vocab, cfg) -> list[list[int]]:
     return greedy_search(enc, dec, src, lengths, caps)
 
 
+def check_fixed_shortlist(paths, fixed_path, candidates: np.ndarray, texts, tokenizer, src_vocab, cfg) -> None:
+    """A fixed shortlist's decoder against decoder.onnx, each step from the same state along
+    decoder.onnx's greedy path: its log-probs are decoder.onnx's renormalised over the candidates
+    (1e-4 relative to max(1, |value|)), its next id is a candidate with the best of them, and the
+    new state is decoder.onnx's exactly. VerificationError if not."""
+    from runtime.sessions import DecoderSession, make_session
+
+    src, lengths, caps = _encode_batch(texts, tokenizer, src_vocab, cfg)
+    enc, dec = sessions(paths[:2], cfg.tgt_vocab_size)
+    fixed = DecoderSession(make_session(fixed_path, "cpu", None), "cpu")
+    state, prev = enc(src, lengths), np.full(len(texts), SOS_ID, dtype=np.int64)
+    for _ in range(int(caps.max())):
+        next_ids, whole, new_state = dec.step(prev, state, want_log_probs=True)
+        ids, scores, fixed_state = fixed.step(prev, state, want_log_probs=True)
+        kept = whole[:, candidates]
+        kept = kept - np.logaddexp.reduce(kept, axis=1, keepdims=True)
+        err = _relative(np.abs(scores - kept), kept)
+        chosen = np.searchsorted(candidates, ids)
+        best = scores[np.arange(len(ids)), np.minimum(chosen, len(candidates) - 1)]
+        if not err <= ATOL or not np.isin(ids, candidates).all() or not (best >= scores.max(axis=1)).all():
+            raise VerificationError(f"the fixed shortlist's decoder and decoder.onnx disagree (log-probs {err:.2e})")
+        if any(not np.array_equal(new_state[k], fixed_state[k]) for k in new_state if k in fixed_state):
+            raise VerificationError("the fixed shortlist's decoder and decoder.onnx give different states")
+        state, prev = new_state, next_ids
+
+
 def worst(a: Report, b: Report) -> Report:
     """One report for two decoders verified on the same sentences: the larger of each difference,
     the fewer identical sentences."""

@@ -339,7 +339,7 @@ def serve(model, api_keys_path, device, threads, shortlist, **options):
 @version_option()
 def info(model_dir):
     """Describe a model folder: format, sizes, vocabularies, files, providers."""
-    from runtime.model_format import ModelFolderError, load_tokenizer, open_folder
+    from runtime.model_format import ModelFolderError, fixed_shortlist, load_tokenizer, open_folder
     from runtime.sessions import DeviceError, available_providers
 
     try:
@@ -356,7 +356,10 @@ def info(model_dir):
     case = "lower-cased" if tokenizer.lowercase else "cased"
     click.echo(f"vocabularies      {kind} ({case}): source {cfg.src_vocab_size}, target {cfg.tgt_vocab_size}")
     click.echo(f"decoder           attention: {cfg.attention}")
-    if cfg.shortlist:
+    if cfg.shortlist and fixed_shortlist(cfg):
+        click.echo(f"shortlist         fixed: {cfg.shortlist['frequent']} frequent target ids and the specials, "
+                   "for every batch (--no-shortlist: the whole vocabulary)")
+    elif cfg.shortlist:
         click.echo(f"shortlist         {cfg.shortlist['frequent']} frequent target ids + {cfg.shortlist['per_source']} "
                    "per source id")
     languages = f"{cfg.text.source_language or '?'} -> {cfg.text.target_language or '?'}"

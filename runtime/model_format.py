@@ -26,12 +26,13 @@ from runtime.vocab import SPECIAL_IDS
 __all__ = ["ModelFolderError", "REEXPORT_HINT", "FolderConfig", "DecodingDefaults", "open_folder", "load_config",
            "load_tokenizer", "tokenizer_files", "graph_signatures", "parse_json"]
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 # version 1 folders (word vocabularies, decoder with `logits`), 2 (no "text": languages unknown,
 # input read as typed), 3 (the decoder projects onto the whole vocabulary itself: no output layer
 # graph, no shortlist), 4 (a shortlist folder's decoder.onnx takes the output layer's rows as
-# inputs, and there is no other) and 5 (each graph's weights inside its .onnx) still load
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+# inputs, and there is no other), 5 (each graph's weights inside its .onnx) and 6 (a shortlist
+# without per-source lists still gathers its rows per batch) still load
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -44,6 +45,10 @@ DECODER_SHORTLIST_FILE = "decoder_shortlist.onnx"
 SHORTLIST_DECODER_VERSION = 5  # the first format with decoder_shortlist.onnx
 # from format 6 each graph's weights are in <graph>.safetensors beside it (runtime/weights.py)
 WEIGHTS_FILE_VERSION = 6
+# from format 7 a shortlist without per-source lists ({"per_source": 0}) is fixed: the same
+# candidates for every batch, so decoder_shortlist.onnx holds their rows itself (prepacked, as
+# decoder.onnx's whole projection) and maps its columns to target ids; no output_layer.onnx
+FIXED_SHORTLIST_VERSION = 7
 
 
 def weights_file(graph: str) -> str:
@@ -113,10 +118,17 @@ def tokenizer_files(tokenizer) -> dict[str, bytes]:
     return folder_files(tokenizer)
 
 
+def fixed_shortlist(cfg: FolderConfig) -> bool:
+    """A shortlist whose candidates are the same for every batch (format 7, no per-source lists)."""
+    return bool(cfg.shortlist) and cfg.shortlist["per_source"] == 0 and cfg.format_version >= FIXED_SHORTLIST_VERSION
+
+
 def shortlist_files(cfg: FolderConfig) -> tuple[str, ...]:
     """The files a folder with a shortlist has on top of the others (none without one)."""
     if not cfg.shortlist:
         return ()
+    if fixed_shortlist(cfg):
+        return (SHORTLIST_FILE, DECODER_SHORTLIST_FILE)
     extra = (DECODER_SHORTLIST_FILE,) if cfg.format_version >= SHORTLIST_DECODER_VERSION else ()
     return (SHORTLIST_FILE, OUTPUT_LAYER_FILE) + extra
 
@@ -131,8 +143,9 @@ def graph_weights_files(cfg: FolderConfig) -> tuple[str, ...]:
 
 def rows_decoder_file(cfg: FolderConfig) -> str | None:
     """The decoder graph that takes the output layer's rows as inputs: decoder_shortlist.onnx
-    (format 5), decoder.onnx (a format 4 shortlist folder: its only decoder), or None."""
-    if not cfg.shortlist:
+    (format 5), decoder.onnx (a format 4 shortlist folder: its only decoder), or None (no shortlist, or
+    a fixed one: its decoder_shortlist.onnx holds its rows)."""
+    if not cfg.shortlist or fixed_shortlist(cfg):
         return None
     return DECODER_SHORTLIST_FILE if cfg.format_version >= SHORTLIST_DECODER_VERSION else DECODER_FILE
 
@@ -155,8 +168,9 @@ def graph_signatures(cfg: FolderConfig) -> dict[str, tuple[dict, dict]]:
         "out_bias": ("tensor(float)", [None]),
     }
 
-    def decoder(rows: bool) -> tuple[dict, dict]:
-        scores = ("tensor(float)", [None, None if rows else cfg.tgt_vocab_size])  # (B, K): K candidates or V
+    def decoder(rows: bool, fixed: bool = False) -> tuple[dict, dict]:
+        # (B, K): K candidates (fixed: as many as shortlist.npz gives, which the first run checks) or V
+        scores = ("tensor(float)", [None, None if rows or fixed else cfg.tgt_vocab_size])
         shape = lambda name: scores if name in ("log_probs", "logits") else shapes[name.removeprefix("new_")]
         outputs = (("logits",) if cfg.format_version == 1 else ()) + decoder_outputs(cfg.attention)
         return ({n: shape(n) for n in decoder_inputs(cfg.attention, cfg.format_version, rows)},
@@ -172,6 +186,8 @@ def graph_signatures(cfg: FolderConfig) -> dict[str, tuple[dict, dict]]:
     if rows_decoder:
         graphs[OUTPUT_LAYER_FILE] = ({n: shape(n) for n in OUTPUT_LAYER_INPUTS}, {n: shape(n) for n in ("out_weight", "out_bias")})
         graphs[rows_decoder] = decoder(rows=True)
+    if fixed_shortlist(cfg):
+        graphs[DECODER_SHORTLIST_FILE] = decoder(rows=False, fixed=True)
     return graphs
 
 

@@ -14,7 +14,7 @@ from runtime.background import Background
 from runtime.model_format import (
     DECODER_FILE, DECODER_SHORTLIST_FILE, ENCODER_FILE, MAX_BEAM, OUTPUT_LAYER_FILE, REEXPORT_HINT, SHORTLIST_FILE,
     SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, WEIGHTS_FILE_VERSION, ModelFolderError, graph_signatures, load_tokenizer,
-    open_folder, parse_json, rows_decoder_file, weights_file,
+    fixed_shortlist, open_folder, parse_json, rows_decoder_file, weights_file,
 )
 from runtime.pipeline import TextCodec, translate_texts
 from runtime.prepare import prepare_source
@@ -99,8 +99,8 @@ class Translator:
         has a shortlist (which restricts it to the target ids a batch's source ids may need).
         opened: what runtime.model_format.open_folder(model_dir) returned, when the caller read the
         folder already (the CLI does, while onnxruntime is imported)."""
-        from runtime.sessions import (DecoderSession, EncoderSession, OutputLayerSession, ShortlistDecoders,
-                                      load_cuda_libraries, resolve_device)
+        from runtime.sessions import (DecoderSession, EncoderSession, FixedShortlist, OutputLayerSession,
+                                      ShortlistDecoders, load_cuda_libraries, resolve_device)
 
         threads, self.notice = check_threads(threads)
         self.notice = self.notice or _shared_pool_notice(threads)
@@ -114,8 +114,12 @@ class Translator:
         # the graphs become sessions side by side, while the vocabularies load: onnxruntime parses
         # and optimizes a graph without holding the GIL (~20 ms of a cold start, docs/benchmarks.md)
         names = list(graph_signatures(self.config))
+        # a fixed shortlist (format 7): every batch takes its decoder, the same candidates for all
+        fixed_file = DECODER_SHORTLIST_FILE if shortlist and fixed_shortlist(self.config) else None
         if not shortlist and DECODER_SHORTLIST_FILE in names:  # format 5: decoder.onnx alone scores the
             names = [n for n in names if n not in (DECODER_SHORTLIST_FILE, OUTPUT_LAYER_FILE)]  # whole vocabulary
+        elif fixed_file:  # decoder.onnx is --no-shortlist's only: no session of it (~15 ms of a cold start)
+            names = [n for n in names if n != DECODER_FILE]
 
         def make(group: list[str], graphs: dict) -> dict:
             return {name: self._session(graphs, name, threads, spinning) for name in group}
@@ -145,15 +149,18 @@ class Translator:
             output_layer = OutputLayerSession(sessions[OUTPUT_LAYER_FILE], self.device, self.config.tgt_vocab_size,
                                               self.shortlist, whole_decoder=whole,
                                               int8=self.config.quantization == "int8")
+        elif fixed_file:  # its candidates ride in the state for beam search (log_probs column -> id)
+            output_layer = FixedShortlist(self.shortlist.candidates(np.zeros((1, 1), dtype=np.int64)))
         self.encoder = EncoderSession(sessions[ENCODER_FILE], self.device, output_layer=output_layer)
-        decoders = {name: DecoderSession(sessions[name], self.device) for name in (DECODER_FILE, rows_file) if name}
-        self.decoder = decoders[DECODER_FILE]
-        if len(decoders) == 2:
+        decoders = {name: DecoderSession(sessions[name], self.device) for name in (DECODER_FILE, rows_file, fixed_file)
+                    if name in sessions}
+        self.decoder = decoders[fixed_file or DECODER_FILE]
+        if rows_file and rows_file != DECODER_FILE:  # format 5: per batch, the rows or the whole projection
             self.decoder = ShortlistDecoders(self.decoder, decoders[rows_file])
         cfg = self.config
         self.codec = TextCodec(self.tokenizer, self.src_vocab, self.tgt_vocab, cfg.reverse_source, cfg.max_source_len,
                                cfg.text)
-        self._probe(decoders, rows_file)
+        self._probe(decoders, rows_file, output_layer if fixed_file else None)
 
     def _session(self, data: dict, name: str, threads: int | None, spinning: bool, device: str | None = None):
         """-> (an onnxruntime session over the graph's verified bytes (and, format 6, its weights
@@ -235,10 +242,11 @@ class Translator:
                 raise ModelFolderError(f"{self.model_dir / name}: not the graph config.json describes ({problem}); "
                                        f"{REEXPORT_HINT}")
 
-    def _probe(self, decoders: dict, rows_file: str | None) -> None:
+    def _probe(self, decoders: dict, rows_file: str | None, fixed=None) -> None:
         """One tiny run of each graph with the largest id of its vocabulary, so a graph whose
         embedding or output layer doesn't match config.json fails here, not at translate time.
-        decoders: file -> DecoderSession; rows_file: the one of them that takes the output rows."""
+        decoders: file -> DecoderSession; rows_file: the one of them that takes the output rows;
+        fixed: a fixed shortlist's FixedShortlist, whose decoder must score exactly its candidates."""
         cfg, last = self.config, self.config.tgt_vocab_size - 1
         try:
             src = np.array([[SOS_ID, cfg.src_vocab_size - 1, EOS_ID]], dtype=np.int64)
@@ -249,6 +257,9 @@ class Translator:
                                    f"{REEXPORT_HINT}") from None
         state = {k: v for k, v in state.items() if k not in OUTPUT_LAYER}  # whichever the batch got
         for name, decoder in decoders.items():
+            if fixed is not None and name == DECODER_SHORTLIST_FILE:
+                self._probe_decoder(decoder, name, state, len(fixed.state["candidates"]), fixed.state["candidates"])
+                continue
             if name != rows_file:
                 self._probe_decoder(decoder, name, state, cfg.tgt_vocab_size)
                 continue
@@ -260,7 +271,7 @@ class Translator:
                                        f"{REEXPORT_HINT}") from None
             self._probe_decoder(decoder, name, rows_state, 1)
 
-    def _probe_decoder(self, decoder, name: str, state: dict, columns: int) -> None:
+    def _probe_decoder(self, decoder, name: str, state: dict, columns: int, candidates=None) -> None:
         last = self.config.tgt_vocab_size - 1
         try:
             next_ids, log_probs, _ = decoder.step(np.array([last], dtype=np.int64), state, want_log_probs=True)
@@ -270,6 +281,11 @@ class Translator:
         if log_probs.shape != (1, columns) or not 0 <= int(next_ids[0]) <= last:
             raise ModelFolderError(f"{self.model_dir / name}: gives {log_probs.shape[-1]} target scores, "
                                    f"expected {columns}; {REEXPORT_HINT}")
+        # a fixed shortlist's decoder maps its columns to ids itself: its pick must be the best column's id
+        at = min(int(np.searchsorted(candidates, next_ids[0])), columns - 1) if candidates is not None else 0
+        if candidates is not None and (candidates[at] != next_ids[0] or log_probs[0, at] < log_probs.max() - 1e-6):
+            raise ModelFolderError(f"{self.model_dir / name}: its best column is not target id {int(next_ids[0])} "
+                                   f"it gives (not the candidates of {SHORTLIST_FILE}); {REEXPORT_HINT}")
 
     def encode(self, text: str) -> tuple[list[int] | None, bool]:
         """Text, prepared as one sentence -> source ids (None when it has no token, e.g. only

@@ -75,11 +75,14 @@ def source_ids(tokens: list[str], vocab: Vocab, reverse: bool, max_source_len: i
     return [SOS_ID] + words + [EOS_ID]
 
 
-def encode_text(text: str, tokenizer, vocab: Vocab, reverse: bool, max_source_len: int) -> tuple[list[int] | None, bool]:
+def encode_text(text: str, tokenizer, vocab: Vocab, reverse: bool, max_source_len: int,
+                tokens=None) -> tuple[list[int] | None, bool]:
     """Source text -> (source_ids, whether it was truncated); None for text without a token
     (blank, or only control characters), which translates to "". One path for the runtime, the
-    trainer's evaluation and the export's verification."""
-    tokens = tokenizer.tokenize(text, "src") if text.strip() else []
+    trainer's evaluation and the export's verification. tokens: the text's, if tokenized already."""
+    if not text.strip():
+        return None, False
+    tokens = tokenizer.tokenize(text, "src") if tokens is None else tokens
     if not tokens:
         return None, False
     return source_ids(tokens, vocab, reverse, max_source_len), len(tokens) > max_source_len - 2

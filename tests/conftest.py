@@ -106,5 +106,14 @@ def tiny_att_onnx_int8(tiny_att_run, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_att_onnx_sl(tiny_att_run, tmp_path_factory) -> Path:
-    """With the shortlist `trainer fit` built: its 1,000 frequent ids hold the tiny model's whole vocabulary."""
-    return _export(tmp_path_factory, "onnx_att_sl", tiny_att_run / "checkpoint.pth", shortlist=True)
+    """With per-source lists (`trainer shortlist --frequent 1000 --per-source 100`, counted over the
+    training targets), whose rows come to decoder_shortlist.onnx as inputs: its 1,000 frequent ids
+    hold the tiny model's whole vocabulary."""
+    import shutil
+
+    from trainer.shortlist import ShortlistConfig, add_shortlist
+
+    checkpoint = tmp_path_factory.mktemp("att_sl") / "checkpoint.pth"
+    shutil.copy(tiny_att_run / "checkpoint.pth", checkpoint)
+    add_shortlist(checkpoint, ShortlistConfig(1000, 100, from_model=False), cache_dir=str(tiny_att_run / "cache"))
+    return _export(tmp_path_factory, "onnx_att_sl", checkpoint, shortlist=True)

@@ -203,26 +203,28 @@ def evaluate(checkpoint, max_pairs, src_col, tgt_col, src_lang, tgt_lang, device
               help="The most frequent target ids, always candidates.")
 @click.option("--per-source", default=SL.per_source, show_default=True, type=click.IntRange(0),
               help="Target ids kept for each source id.")
-@click.option("--from-model", is_flag=True,
-              help="Count the model's own greedy output on the training sources instead of the training targets "
-                   "(decodes them all: minutes): the list then holds what the model writes.")
+@click.option("--from-model/--from-targets", default=SL.from_model, show_default=True,
+              help="Count the model's own greedy output on the training sources (decodes them all: a minute for "
+                   "70,000 sentences), so the list holds what the model writes; or the training targets.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Token cache (default: the run's).")
 @version_option()
 @_user_errors
 def shortlist(checkpoint, frequent, per_source, from_model, cache_dir):
     """Build CHECKPOINT's lexical shortlist from its training data again and save it into the
-    checkpoint (`trainer fit` builds one with the default sizes; `export onnx --shortlist` uses it).
+    checkpoint (`trainer fit` builds one with the defaults: a fixed list, no per-source lists, of what
+    the model writes; `export onnx` adds that kind unasked, any other with --shortlist).
 
     \b
-    trainer shortlist artifacts/checkpoint.pth --frequent 2000
-    trainer shortlist artifacts/checkpoint.pth --from-model --frequent 2000
+    trainer shortlist artifacts/checkpoint.pth --frequent 6000
+    trainer shortlist artifacts/checkpoint.pth --frequent 2000 --per-source 100 --from-targets
     """
     from trainer.shortlist import ShortlistConfig, add_shortlist
 
     sizes = add_shortlist(checkpoint, ShortlistConfig(frequent, per_source, from_model), cache_dir)
     counted = "; counted over the model's own output" if from_model else ""
+    filled = f"mean {sizes['mean_per_source']:.1f} filled" if per_source else "fixed: the same for every batch"
     click.echo(f"{checkpoint}: shortlist of {sizes['frequent']} frequent + {sizes['per_source']} per source id "
-               f"(mean {sizes['mean_per_source']:.1f} filled{counted})")
+               f"({filled}{counted})")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from trainer.data import DataError, PairIds, batch_groups, cached_tokens, split_
 from trainer.distributed import Dist, peer_failures_reported, setup, teardown
 from trainer.evaluate import loss_on
 from trainer.model import Seq2Seq
-from trainer.shortlist import shortlist_state
+from trainer.shortlist import ShortlistConfig, add_shortlist, shortlist_state
 from trainer.token_cache import default_workers
 
 BEST_NAME, LAST_NAME, STEPS_NAME = "checkpoint.pth", "last.pth", "steps.csv"
@@ -284,11 +284,28 @@ def fit(cfg: TrainConfig, resume: bool = False, log=lambda msg: None, force: boo
     """
     dist, device = setup(cfg.device)
     try:
-        with _output_lock(Path(cfg.out), dist), peer_failures_reported(dist):
-            best = _fit(cfg, resume, log if dist.main else (lambda msg: None), force, dist, device, given)
+        with _output_lock(Path(cfg.out), dist):
+            with peer_failures_reported(dist):
+                best = _fit(cfg, resume, log if dist.main else (lambda msg: None), force, dist, device, given)
+            if dist.main and best:
+                _model_shortlist(Path(cfg.out) / BEST_NAME, log)
         return best if dist.main else {}
     finally:
         teardown(dist)
+
+
+def _model_shortlist(checkpoint: Path, log) -> None:
+    """The default shortlist (trainer/shortlist.py ShortlistConfig), counted over what the trained
+    model writes: its greedy output on the training sources, decoded once training is done. The
+    checkpoints meanwhile hold the same sizes counted over the training targets."""
+    cfg = ShortlistConfig()
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if not cfg.from_model or cfg.covers(len(ckpt["tgt_vocab"])):
+        return
+    start = time.perf_counter()
+    add_shortlist(checkpoint, cfg)
+    log(f"shortlist: the {cfg.frequent} target pieces the model writes most often on its training sources "
+        f"({time.perf_counter() - start:.0f}s) -> {checkpoint}")
 
 
 def _output_lock(out: Path, dist: Dist):
@@ -348,7 +365,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, force: bool, dist: Dist, device: t
         text=cfg.data.text_config().to_dict(), train_config=asdict(cfg), torch_version=str(torch.__version__),
         samples=sample_sources(valid_data if len(valid_data) else train_data, tokenizer),
         shortlist=state["shortlist"] if state and "shortlist" in state else
-        shortlist_state(train_data, len(src_vocab), len(tgt_vocab)) if dist.main else None,
+        shortlist_state(train_data, len(src_vocab), len(tgt_vocab), replace(ShortlistConfig(), from_model=False))
+        if dist.main else None,
     )
     deadline = time.perf_counter() + cfg.time_budget if cfg.time_budget else None
     for epoch in range(run.start_epoch, cfg.epochs + 1):

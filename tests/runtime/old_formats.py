@@ -15,6 +15,24 @@ def write_format_5(folder: Path, out: Path) -> Path:
     return _relabel(out, 5)
 
 
+def write_format_6(folder: Path, out: Path) -> Path:
+    """The folder the format 6 exporter wrote: today's, but for a fixed shortlist (format 7), which it
+    did not write (its shortlists all had output_layer.onnx). `folder`: today's folder, not a fixed one."""
+    import onnx
+
+    shutil.copytree(folder, out)
+    for graph in out.glob("*.onnx"):  # the metadata only: the weights stay in the file beside
+        model = onnx.load(str(graph), load_external_data=False)
+        next(p for p in model.metadata_props if p.key == "format_version").value = "6"
+        onnx.save(model, str(graph))
+    config = json.loads((out / "config.json").read_text())
+    config["format_version"] = 6
+    config["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())
+                       if p.name != "config.json"}
+    (out / "config.json").write_text(json.dumps(config))
+    return out
+
+
 def _relabel(out: Path, version: int) -> Path:
     """Every graph of the folder with its weights inside (onnx.load reads the external data in;
     saved, it is inside) and its metadata at `version`; config.json at `version`, its sha256 list anew."""

@@ -243,8 +243,12 @@ def test_an_int8_shortlist_multiplies_by_decoder_onnx_own_int8_rows(tiny_att_run
     from export.folder import export_onnx
     from runtime.decode import pad_batch
 
+    from trainer.shortlist import ShortlistConfig, add_shortlist
+
     folder = tmp_path / "int8sl"
-    export_onnx(tiny_att_run / "checkpoint.pth", folder, quantize="int8", shortlist=True)
+    shutil.copy(tiny_att_run / "checkpoint.pth", tmp_path / "checkpoint.pth")  # per-source lists: rows as inputs
+    add_shortlist(tmp_path / "checkpoint.pth", ShortlistConfig(1000, 100, from_model=False), str(tiny_att_run / "cache"))
+    export_onnx(tmp_path / "checkpoint.pth", folder, quantize="int8", shortlist=True)
     layer = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(folder / "output_layer.onnx")).graph.initializer}
     whole = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(folder / "decoder.onnx")).graph.initializer}
     assert layer["out.weight"].dtype == np.int8 and layer["out.bias"].dtype == np.float32
@@ -268,3 +272,133 @@ def test_an_int8_shortlist_multiplies_by_decoder_onnx_own_int8_rows(tiny_att_run
     cols = f_state["candidates"]
     renormalized = p_lp[:, cols] - np.log(np.exp(p_lp[:, cols]).sum(-1, keepdims=True))
     assert np.abs(np.exp(f_lp) - np.exp(renormalized)).max() < 0.03
+
+
+def _fixed_folder(run, out, frequent, quantize=None):
+    """A copy of the run's checkpoint with a fixed shortlist (these frequent ids, no per-source
+    lists), exported with it: decoder_shortlist.onnx holds their rows."""
+    import torch
+
+    from export.folder import export_onnx
+
+    ckpt = torch.load(run / "checkpoint.pth", weights_only=True)
+    ckpt["shortlist"] = {"frequent": torch.tensor(frequent, dtype=torch.int32),
+                         "by_source": torch.zeros((len(ckpt["src_vocab"]), 0), dtype=torch.int32),
+                         "sizes": {"frequent": len(frequent), "per_source": 0, "from_model": False}}
+    out.mkdir()
+    torch.save(ckpt, out / "checkpoint.pth")
+    export_onnx(out / "checkpoint.pth", out / "onnx", quantize=quantize, shortlist=True)
+    return out / "onnx"
+
+
+def test_a_fixed_shortlist_of_the_whole_vocabulary_is_exact(tiny_att_run, tiny_att_onnx, tmp_path):
+    """Format 7: a shortlist without per-source lists is the same for every batch, so
+    decoder_shortlist.onnx holds its rows (no output_layer.onnx, no rows as inputs). Holding every
+    target id, it translates exactly as the folder without one: texts, n-best lists, scores."""
+    import onnx
+
+    plain = Translator(tiny_att_onnx)
+    v = plain.config.tgt_vocab_size
+    folder = _fixed_folder(tiny_att_run, tmp_path / "all", np.arange(4, v))
+    fixed = Translator(folder)
+    assert fixed.config.format_version == 7 and fixed.config.shortlist == {"frequent": v - 4, "per_source": 0}
+    assert not (folder / "output_layer.onnx").exists()
+    assert "out_weight" not in {i.name for i in onnx.load(str(folder / "decoder_shortlist.onnx")).graph.input}
+    src = np.array([fixed.encode(SENTENCES[0])[0]])
+    assert fixed.encoder(src, np.array([src.shape[1]]))["candidates"].tolist() == list(range(v))
+    from runtime.sessions import ShortlistDecoders
+
+    assert not isinstance(fixed.decoder, ShortlistDecoders)  # decoder_shortlist.onnx alone: decoder.onnx unused
+    _same_output(fixed, plain)
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_a_fixed_shortlist_restricts_every_batch_to_its_rows(tiny_att_run, tiny_att_onnx, tiny_att_onnx_int8, quantize,
+                                                             tmp_path):
+    """A fixed list of 40% of the vocabulary: every batch, one sentence or many, steps through
+    decoder_shortlist.onnx; its log-probs are decoder.onnx's renormalized over the list (an int8
+    folder's rows are decoder.onnx's own int8 columns, so within float rounding there too), its ids
+    the best candidates'; greedy writes only listed ids; beam search maps columns to ids and keeps
+    its n-best sorted; --no-shortlist (shortlist=False) is the plain folder exactly."""
+    from runtime.decode import pad_batch
+
+    plain = Translator(tiny_att_onnx_int8 if quantize else tiny_att_onnx)
+    v = plain.config.tgt_vocab_size
+    folder = _fixed_folder(tiny_att_run, tmp_path / "few", np.arange(4, v * 4 // 10), quantize)
+    fixed = Translator(folder)
+    listed = np.arange(v * 4 // 10)
+    for texts in (SENTENCES[:1], SENTENCES):
+        src, lengths = pad_batch([fixed.encode(t)[0] for t in texts])
+        prev = np.full(len(texts), 2, dtype=np.int64)
+        f_state, p_state = fixed.encoder(src, lengths), plain.encoder(src, lengths)
+        assert f_state["candidates"].tolist() == listed.tolist()
+        f_next, f_lp, _ = fixed.decoder.step(prev, f_state, want_log_probs=True)
+        _, p_lp, _ = plain.decoder.step(prev, p_state, want_log_probs=True)
+        assert f_lp.shape == (len(texts), len(listed))
+        renormalized = p_lp[:, listed] - np.log(np.exp(p_lp[:, listed]).sum(-1, keepdims=True))
+        assert np.abs(f_lp - renormalized).max() < 1e-4
+        assert (f_next == listed[f_lp.argmax(-1)]).all()
+    for text in SENTENCES:
+        out = fixed.translate(text)
+        assert set(fixed.tgt_vocab.ids(fixed.tokenizer.tokenize(out, "tgt"))) <= set(listed.tolist()) | {1}
+    nbest = fixed.translate(SENTENCES, beam_size=4, n_best=4, return_scores=True)
+    assert all(len(s) == 4 and [h.score for h in s] == sorted((h.score for h in s), reverse=True) for s in nbest)
+    assert [s[0].text for s in fixed.translate(SENTENCES, beam_size=1, return_scores=True)] == fixed.translate(SENTENCES)
+    _same_output(Translator(folder, shortlist=False), plain)
+
+
+def test_a_fixed_shortlist_folder_with_another_list_is_refused(tiny_att_run, tmp_path):
+    """decoder_shortlist.onnx maps its columns to the ids it was cut for: a shortlist.npz listing
+    other ids (hashed into config.json, so only the first run can tell) is refused at load, in one line."""
+    folder = _fixed_folder(tiny_att_run, tmp_path / "few", np.arange(4, 40))
+    vs = Translator(folder).config.src_vocab_size
+    other = _with_shortlist(folder, tmp_path / "other", np.arange(10, 46), np.zeros((vs, 0)))
+    with pytest.raises(ModelFolderError, match="not the candidates of shortlist.npz"):
+        Translator(other)
+    Translator(other, shortlist=False)  # the whole vocabulary's decoder does not read it
+
+
+def test_export_adds_the_shortlist_trainer_fit_builds_unasked():
+    """`export onnx` with neither --shortlist nor --no-shortlist adds a checkpoint's shortlist when it is
+    the kind `trainer fit` builds (fixed, counted over the model's output) and leaves ids out; not
+    per-source lists, not one counted over the targets, not one holding the whole vocabulary."""
+    import torch
+
+    from export.folder import default_shortlist
+
+    def ckpt(frequent, per_source, from_model, vocab=100):
+        return {"tgt_vocab": ["x"] * vocab, "shortlist": {
+            "frequent": torch.tensor(frequent, dtype=torch.int32), "by_source": torch.zeros((5, per_source)),
+            "sizes": {"frequent": len(frequent), "per_source": per_source, "from_model": from_model}}}
+
+    assert default_shortlist(ckpt(range(4, 60), 0, True))
+    assert not default_shortlist(ckpt(range(4, 60), 10, True))
+    assert not default_shortlist(ckpt(range(4, 60), 0, False))
+    assert not default_shortlist(ckpt(range(4, 100), 0, True))  # every id: nothing to skip
+    assert not default_shortlist({"tgt_vocab": ["x"] * 100})  # a checkpoint from before shortlists
+
+
+def test_format_6_folders_translate_as_before(tiny_att_onnx, tiny_att_onnx_sl, tiny_att_run, tmp_path):
+    """Format 7 changed only what a shortlist without per-source lists means: a format 6 folder, with
+    a shortlist (output_layer.onnx, rows as inputs) or without, translates as before; one such
+    shortlist in a format 6 folder is still gathered per batch (the rows), and a fixed shortlist's
+    folder labelled 6 (which no exporter wrote) is refused in one line, not misread."""
+    from tests.runtime.old_formats import write_format_6
+
+    v6 = {folder: write_format_6(folder, tmp_path / name) for folder, name in ((tiny_att_onnx, "plain"),
+                                                                                 (tiny_att_onnx_sl, "rows"))}
+    for folder, old in v6.items():
+        assert Translator(old).config.format_version == 6
+        _same_output(Translator(old), Translator(folder))
+    vs = Translator(tiny_att_onnx).config.src_vocab_size
+    no_lists = _with_shortlist(v6[tiny_att_onnx_sl], tmp_path / "no_lists", np.arange(4, 40), np.zeros((vs, 0)))
+    config = json.loads((no_lists / "config.json").read_text())
+    config["shortlist"]["per_source"] = 0  # as format 7 writes a fixed one: in format 6 it meant rows
+    (no_lists / "config.json").write_text(json.dumps(config))
+    rows = Translator(no_lists)
+    src = np.array([rows.encode(SENTENCES[0])[0]])
+    assert "out_weight" in rows.encoder(src, np.array([src.shape[1]]))  # rows per batch, as format 6 did
+    fixed = _fixed_folder(tiny_att_run, tmp_path / "fixed", np.arange(4, 40))
+    with pytest.raises(ModelFolderError) as e:
+        Translator(write_format_6(fixed, tmp_path / "fixed6"))
+    assert "output_layer.onnx" in str(e.value) and "\n" not in str(e.value)

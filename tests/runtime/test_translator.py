@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from runtime import Translator
-from runtime.model_format import ModelFolderError
+from runtime.model_format import FORMAT_VERSION, ModelFolderError
 from runtime.translator import TruncationWarning
 from trainer.data import load_corpus
 from trainer.evaluate import torch_translate
@@ -97,8 +97,8 @@ def test_tampered_missing_and_wrong_version(tiny_onnx, tmp_path):
     shutil.rmtree(d)
     d = _copy(tiny_onnx, tmp_path)
     cfg = json.loads((d / "config.json").read_text())
-    (d / "config.json").write_text(json.dumps({**cfg, "format_version": 7}))
-    with pytest.raises(ModelFolderError, match="format version 7.*upgrade the runtime"):
+    (d / "config.json").write_text(json.dumps({**cfg, "format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(ModelFolderError, match=f"format version {FORMAT_VERSION + 1}.*upgrade the runtime"):
         Translator(d)
     (d / "config.json").write_text(json.dumps({**cfg, "format_version": 0}))
     with pytest.raises(ModelFolderError, match="format version 0.*re-export"):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from runtime import Translator
+from runtime.model_format import FORMAT_VERSION
 from runtime.sessions import EncoderSession, make_session
 from runtime.weights import WeightsFileError, read_header, read_weights
 from trainer.data import load_corpus
@@ -55,7 +56,7 @@ def test_a_format_5_folder_translates_exactly_as_its_format_6_folder(folder, req
     old = write_format_5(now, tmp_path / "v5")
     assert not list(old.glob("*.safetensors")) and sorted(now.glob("*.safetensors"))
     a, b = Translator(old), Translator(now)
-    assert (a.config.format_version, b.config.format_version) == (5, 6)
+    assert (a.config.format_version, b.config.format_version) == (5, FORMAT_VERSION)
     assert a.translate(SENTENCES) == b.translate(SENTENCES) and any(b.translate(SENTENCES))
     got = a.translate(SENTENCES, beam_size=3, n_best=2, return_scores=True)
     want = b.translate(SENTENCES, beam_size=3, n_best=2, return_scores=True)

@@ -86,3 +86,74 @@ def test_from_model_lists_hold_every_target_the_model_writes(tiny_att_run, tiny_
         listed = set(shortlist.by_source[s][shortlist.by_source[s] >= 0].tolist())
         assert listed == {i for i in ids if i >= len(SPECIAL_IDS)}, s
     assert sum(map(len, written_with.values())) > len(written_with)  # the model wrote something
+
+
+def test_fit_ends_with_a_fixed_list_of_what_the_model_writes(tiny_att_run, tiny_att_onnx, tmp_path, monkeypatch):
+    """Once training is done, `trainer fit` replaces the checkpoint's shortlist with the default kind:
+    the N target ids the trained model writes most often on its training sources (here N = 10; the
+    tiny model writes fewer, and ids it never writes are not listed), no per-source lists. A vocabulary the list would hold whole (the tiny model's, with the default N)
+    keeps its checkpoint untouched: no decoding for nothing."""
+    import shutil
+    from collections import Counter
+
+    import torch
+
+    import trainer.train
+    from runtime import Translator
+    from runtime.decode import decode_rows
+    from trainer.shortlist import ShortlistConfig, training_pairs
+    from trainer.train import _model_shortlist
+
+    shutil.copy(tiny_att_run / "checkpoint.pth", tmp_path / "checkpoint.pth")
+    before = (tmp_path / "checkpoint.pth").read_bytes()
+    _model_shortlist(tmp_path / "checkpoint.pth", print)
+    assert (tmp_path / "checkpoint.pth").read_bytes() == before  # 5,116 ids hold the tiny vocabulary
+    logs = []
+    monkeypatch.setattr(trainer.train, "ShortlistConfig", lambda: ShortlistConfig(frequent=10))
+    _model_shortlist(tmp_path / "checkpoint.pth", logs.append)
+    assert len(logs) == 1 and "the 10 target pieces the model writes most often" in logs[0]
+    ckpt = torch.load(tmp_path / "checkpoint.pth", weights_only=True)
+    assert ckpt["shortlist"]["sizes"] == {"frequent": 10, "per_source": 0, "from_model": True}
+    assert ckpt["shortlist"]["by_source"].shape == (len(ckpt["src_vocab"]), 0)
+    t = Translator(tiny_att_onnx, device="cpu", shortlist=False)
+    train = training_pairs(ckpt)
+    out = decode_rows(t.encoder, t.decoder, dict(enumerate(train.source_rows(np.arange(len(train))))), t.config.decoding)
+    written = Counter(i for hyps in out.values() for i in hyps[0][0] if i >= 4)
+    listed = set(ckpt["shortlist"]["frequent"].tolist())
+    assert len(listed) == min(10, len(written)) and listed <= set(written)  # never-written ids are left out
+    monkeypatch.setattr(trainer.train, "ShortlistConfig", lambda: ShortlistConfig(frequent=2))
+    _model_shortlist(tmp_path / "checkpoint.pth", logs.append)
+    listed = set(torch.load(tmp_path / "checkpoint.pth", weights_only=True)["shortlist"]["frequent"].tolist())
+    assert len(written) > 2 and len(listed) == 2  # the two written most often
+    assert min(written[i] for i in listed) >= max(n for i, n in written.items() if i not in listed)
+
+
+def test_fit_then_export_gives_the_fixed_shortlist_by_default(tmp_path, monkeypatch):
+    """`trainer fit` ends by counting what the model writes (here a list of 3 ids, the tiny
+    vocabulary being smaller than the default list), and `export onnx` with no shortlist option
+    adds that list: the folder's decoder scores 3 ids and the specials; with --no-shortlist none."""
+    import subprocess
+
+    import torch
+
+    import trainer.train
+    from runtime import Translator
+    from tests.conftest import PY, ROOT, TINY_ATT, run_env
+    from trainer.shortlist import ShortlistConfig
+    from trainer.train import TrainConfig, fit
+
+    monkeypatch.setattr(trainer.train, "ShortlistConfig", lambda: ShortlistConfig(frequent=3))
+    fit(TrainConfig.from_flat(**dict(TINY_ATT, epochs=1), out=str(tmp_path / "run")))
+    sizes = torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=True)["shortlist"]["sizes"]
+    assert sizes == {"frequent": 3, "per_source": 0, "from_model": True}
+    for flag, listed in (([], True), (["--no-shortlist"], False)):
+        out = tmp_path / f"onnx{len(flag)}"
+        r = subprocess.run([PY, "-m", "export", "onnx", str(tmp_path / "run" / "checkpoint.pth"), "--out", str(out),
+                            *flag], capture_output=True, text=True, env=run_env(), cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        t = Translator(out)
+        assert (t.config.shortlist == {"frequent": 3, "per_source": 0}) == listed
+        assert (out / "decoder_shortlist.onnx").exists() == listed
+        if listed:
+            state = t.encoder(np.array([[2, 5, 3]]), np.array([3]))
+            assert t.decoder.step(np.array([2]), state, want_log_probs=True)[1].shape[1] <= 3 + 4

@@ -3,9 +3,10 @@
 // names, read from the graphs (runtime/state.py): hidden, cell (L, B, H); with attention input_feed,
 // memory, keys and score_bias (formats 4-5) or src_lengths (formats 2-3); a format 4 shortlist folder's
 // decoder also takes the output layer's rows (here: the whole vocabulary's, gathered once; a format 5
-// folder's decoder.onnx holds the whole projection itself).
+// folder's decoder.onnx holds the whole projection itself; a fixed shortlist's decoder_shortlist.onnx, format 7,
+// its list's rows).
 import * as ort from "onnxruntime-web/wasm";
-import { weightsFile } from "./folder.js";
+import { decoderFile, weightsFile } from "./folder.js";
 
 export const PAD_ID = 0, SOS_ID = 2, EOS_ID = 3;
 
@@ -19,7 +20,7 @@ export class Model {
     const session = (name) => ort.InferenceSession.create(files[name], config.format_version >= 6
       ? { ...options, externalData: [{ path: weightsFile(name), data: files[weightsFile(name)] }] } : options);
     self.encoder = await session("encoder.onnx");
-    self.decoder = await session("decoder.onnx");
+    self.decoder = await session(decoderFile(config));  // a fixed shortlist's (format 7), else decoder.onnx
     self.config = config;
     self.stateInputs = self.decoder.inputNames.filter((n) => n !== "prev_ids");
     if (self.stateInputs.includes("out_weight")) {  // a format 4 shortlist folder: the whole vocabulary's rows

@@ -2,12 +2,23 @@
 // a format version this page reads, and the SHA-256 of every file it uses against config.json before
 // any is used. It decodes greedily over the whole vocabulary with decoder.onnx, so it fetches none of
 // a shortlist's files (format 5: shortlist.npz, output_layer.onnx, decoder_shortlist.onnx; format 6
-// also their weights files), but for a format 4 folder's output layer, whose decoder.onnx takes its rows.
+// also their weights files), but for a format 4 folder's output layer, whose decoder.onnx takes its rows,
+// and a fixed shortlist's decoder (format 7), which it decodes with instead of decoder.onnx.
 
-export const READABLE_VERSIONS = [1, 2, 3, 4, 5, 6];
+export const READABLE_VERSIONS = [1, 2, 3, 4, 5, 6, 7];
 const SHORTLIST_GRAPHS = ["output_layer.onnx", "decoder_shortlist.onnx"];
-const unused = (version) => ["shortlist.npz",
-  ...(version >= 5 ? SHORTLIST_GRAPHS : []), ...(version >= 6 ? SHORTLIST_GRAPHS.map(weightsFile) : [])];
+// format 7: a shortlist without per-source lists is the same for every batch, so decoder_shortlist.onnx
+// holds its rows and maps its columns to target ids itself: decoder.onnx's inputs and outputs, over the
+// list (runtime/model_format.py fixed_shortlist). The Python runtime decodes with it unless told not to.
+export const fixedShortlist = (config) => config.format_version >= 7 && config.shortlist != null
+  && config.shortlist.per_source === 0;
+export const decoderFile = (config) => (fixedShortlist(config) ? "decoder_shortlist.onnx" : "decoder.onnx");
+const unused = (config) => {
+  const version = config.format_version;
+  if (fixedShortlist(config)) return ["shortlist.npz", "decoder.onnx", weightsFile("decoder.onnx")];
+  return ["shortlist.npz", ...(version >= 5 ? SHORTLIST_GRAPHS : []),
+    ...(version >= 6 ? SHORTLIST_GRAPHS.map(weightsFile) : [])];
+};
 const NEWEST = Math.max(...READABLE_VERSIONS);
 
 // from format 6 each graph's weights are in <graph>.safetensors beside it (runtime/weights.py)
@@ -37,7 +48,7 @@ export async function openFolder(base) {
   const files = {};
   for (const [name, digest] of Object.entries(config.files || {})) {
     if (!NAME.test(name)) throw new FolderError(`config.json names a file ${JSON.stringify(name)} outside the folder`);
-    if (unused(version).includes(name)) continue;
+    if (unused(config).includes(name)) continue;
     const bytes = await fetchBytes(`${base}${name}`);
     if (hex(await crypto.subtle.digest("SHA-256", bytes)) !== digest) {
       throw new FolderError(`${name}: sha256 does not match config.json (file changed or corrupt); refused`);
