@@ -20,8 +20,8 @@ S = ServeConfig()  # serve's defaults, from their one place
 MODEL_ENV = "SEQ2SEQ_MODEL"
 SHORTLIST_OPTION = click.option(
     "--shortlist/--no-shortlist", default=True, show_default=True,
-    help="With a folder that has a shortlist (export --shortlist): score only the target ids the batch's "
-         "source ids may need. --no-shortlist scores the whole vocabulary.")
+    help="With a folder that has a shortlist (export adds the default one): score only its target ids (a "
+         "fixed list, or those the batch's source ids may need). --no-shortlist scores the whole vocabulary.")
 
 
 def _load(model: str, device: str, threads: int | None, spinning: bool = True, shortlist: bool = True):
@@ -30,7 +30,7 @@ def _load(model: str, device: str, threads: int | None, spinning: bool = True, s
 
     # the folder is read and hashed (hashlib and file reads release the GIL) while onnxruntime and
     # numpy are imported: ~50 ms of a ~350 ms cold start (docs/benchmarks.md, "Cold start")
-    opened = Background(open_folder, model)
+    opened = Background(open_folder, model, None, shortlist)  # the files this Translator reads
     try:
         from runtime.sessions import DeviceError, share_thread_pool, shared_pool_threads
         from runtime.translator import Translator, check_threads

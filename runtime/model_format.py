@@ -253,24 +253,44 @@ def _read_config(folder: Folder) -> FolderConfig:
     return config
 
 
-def open_folder(model_dir: str | os.PathLike, keep=None) -> tuple[FolderConfig, dict[str, bytes]]:
+def open_folder(model_dir: str | os.PathLike, keep=None, shortlist: bool | None = None) -> tuple[FolderConfig, dict[str, bytes]]:
     """-> (config, {name: bytes} for the files in `keep`, default all). The folder is opened once
     and every listed file read once from it, bounded, and its sha256 checked; the caller loads those
     very bytes (nothing is read twice, so nothing can change in between). A folder that `export
-    --force` exchanged (and removed) while it was being read is read again, whole, as it is now."""
+    --force` exchanged (and removed) while it was being read is read again, whole, as it is now.
+    shortlist: True / False reads only the files a Translator with its shortlist on / off uses
+    (unused_files: the others are neither read nor hashed); None every file."""
     for attempt in range(3):
         with opened(Path(model_dir), MISSING_HINT) as folder:
             try:
-                return _read_files(folder, keep)
+                return _read_files(folder, keep, shortlist)
             except ModelFolderError:
                 if attempt == 2 or not folder.replaced():
                     raise
 
 
-def _read_files(folder: Folder, keep) -> tuple[FolderConfig, dict[str, bytes]]:
+def unused_files(cfg: FolderConfig, shortlist: bool) -> set[str]:
+    """The files a Translator with its shortlist on (True) or off does not read: with a fixed shortlist
+    on, decoder.onnx (--no-shortlist's; 22 MB of an fp32 folder to hash at every start); off, a format
+    5+ folder's shortlist files (decoder.onnx then scores the whole vocabulary; a format 4 folder's
+    decoder.onnx takes the output layer's rows, so it reads them all). Their weights files with them."""
+    if not cfg.shortlist:
+        return set()
+    if shortlist:
+        graphs = {DECODER_FILE} if fixed_shortlist(cfg) else set()
+    else:
+        graphs = set(shortlist_files(cfg)) if cfg.format_version >= SHORTLIST_DECODER_VERSION else set()
+    weights = {weights_file(g) for g in graphs if g.endswith(".onnx")} if cfg.format_version >= WEIGHTS_FILE_VERSION else set()
+    return graphs | weights
+
+
+def _read_files(folder: Folder, keep, shortlist: bool | None) -> tuple[FolderConfig, dict[str, bytes]]:
     config = _read_config(folder)
+    unused = unused_files(config, shortlist) if shortlist is not None else set()
     kept = {}
     for name, digest in config.files.items():
+        if name in unused:
+            continue
         data = folder.read(name, MAX_BYTES.get(name, 64 * MiB))
         if hashlib.sha256(data).hexdigest() != digest:
             raise ModelFolderError(f"{folder.path / name}: sha256 does not match {CONFIG_FILE} (file changed or "

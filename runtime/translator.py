@@ -97,8 +97,8 @@ class Translator:
 
         shortlist=False: project onto the whole target vocabulary at every step even when the folder
         has a shortlist (which restricts it to the target ids a batch's source ids may need).
-        opened: what runtime.model_format.open_folder(model_dir) returned, when the caller read the
-        folder already (the CLI does, while onnxruntime is imported)."""
+        opened: what runtime.model_format.open_folder(model_dir, shortlist=shortlist) returned, when the
+        caller read the folder already (the CLI does, while onnxruntime is imported)."""
         from runtime.sessions import (DecoderSession, EncoderSession, FixedShortlist, OutputLayerSession,
                                       ShortlistDecoders, load_cuda_libraries, resolve_device)
 
@@ -108,7 +108,7 @@ class Translator:
         self.model_dir = Path(model_dir)
         # format version, field types, bounded sizes and the sha256 of every file; the bytes kept
         # are the ones hashed
-        self.config, data = opened if opened is not None else open_folder(self.model_dir)
+        self.config, data = opened if opened is not None else open_folder(self.model_dir, shortlist=shortlist)
         self.device, device_notice = resolve_device(device)
         self.notice = self.notice or device_notice
         # the graphs become sessions side by side, while the vocabularies load: onnxruntime parses

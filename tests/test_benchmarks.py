@@ -92,3 +92,20 @@ def test_shortlist_coverage_quick_runs(tiny_att_run, tiny_att_onnx):
                     "--folder", str(tiny_att_onnx))
     assert len(result["results"]) == 6 and result["test_sentences"] <= 200
     assert all(0 <= r["coverage_b1"] <= 1 and r["candidates_b1"] > 0 for r in result["results"].values())
+
+
+@needs_shared
+@pytest.mark.slow
+def test_step_parts_quick_runs(tiny_att_run, tmp_path):
+    import numpy as np
+
+    from tests.runtime.test_shortlist import _fixed_folder
+
+    folder = _fixed_folder(tiny_att_run, tmp_path / "fixed", np.arange(4, 60))
+    result = _quick("benchmarks/step_parts.py", "--folder", str(folder), "--columns", "100,200")
+    assert set(result["nodes"]) == {"decoder.onnx", "decoder_shortlist.onnx"}
+    for r in result["nodes"].values():
+        assert r["step_us"] > 0 and any(name.startswith("DynamicQuantizeLSTM") or name.startswith("LSTM")
+                                        for name in r["per_node_us"]), r
+    assert set(result["kernel_int8_b1_us"]) == {"100", "200"}
+    assert set(result["translate"]) == {"b1", "b32", "b128"} and 0 <= result["translate"]["b1"]["identical"] <= 1

@@ -138,6 +138,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     out: str = "artifacts"
+    # once training is done, decode the training sources and keep the target pieces the model writes
+    # most often in the checkpoint: the export's default shortlist (trainer/shortlist.py ShortlistConfig)
+    shortlist: bool = True
 
     @classmethod
     def from_flat(cls, **options) -> "TrainConfig":

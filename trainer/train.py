@@ -287,7 +287,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=lambda msg: None, force: boo
         with _output_lock(Path(cfg.out), dist):
             with peer_failures_reported(dist):
                 best = _fit(cfg, resume, log if dist.main else (lambda msg: None), force, dist, device, given)
-            if dist.main and best:
+            if dist.main and best and cfg.shortlist:
                 _model_shortlist(Path(cfg.out) / BEST_NAME, log)
         return best if dist.main else {}
     finally:

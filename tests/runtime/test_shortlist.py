@@ -402,3 +402,39 @@ def test_format_6_folders_translate_as_before(tiny_att_onnx, tiny_att_onnx_sl, t
     with pytest.raises(ModelFolderError) as e:
         Translator(write_format_6(fixed, tmp_path / "fixed6"))
     assert "output_layer.onnx" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_translator_reads_and_verifies_only_the_decoder_it_uses(tiny_att_run, tmp_path):
+    """With a fixed shortlist on, decoder.onnx and its weights are --no-shortlist's only: neither read
+    nor hashed (22 MB of an fp32 folder at every start), so a changed decoder.safetensors goes unread;
+    off, the shortlist's files are not read. Whatever a Translator reads is verified: the same change
+    to the file it uses is refused in one line."""
+    folder = _fixed_folder(tiny_att_run, tmp_path / "fixed", np.arange(4, 40))
+    for changed, refused_with in (("decoder.safetensors", False), ("decoder_shortlist.safetensors", True)):
+        copy = tmp_path / changed
+        shutil.copytree(folder, copy)
+        data = bytearray((copy / changed).read_bytes())
+        data[-1] ^= 1  # a weight's last byte
+        (copy / changed).write_bytes(bytes(data))
+        for shortlist in (True, False):
+            if shortlist == refused_with:
+                with pytest.raises(ModelFolderError, match=f"{changed}: sha256 does not match") as e:
+                    Translator(copy, shortlist=shortlist)
+                assert "\n" not in str(e.value)
+            else:
+                assert Translator(copy, shortlist=shortlist).translate(SENTENCES[:2])
+
+
+def test_export_refuses_a_fixed_shortlist_decoder_that_scores_other_rows(tiny_att_run, tmp_path, monkeypatch):
+    """The export checks the fixed shortlist's decoder against decoder.onnx (log-probs renormalized
+    over the list) before it writes anything: one cut for the neighbouring ids is refused, and the
+    folder is not written."""
+    import export.step_graph
+    from export.folder import ExportError
+
+    cut = export.step_graph.fixed_shortlist_decoder
+    monkeypatch.setattr(export.step_graph, "fixed_shortlist_decoder",
+                        lambda decoder, candidates: cut(decoder, np.minimum(candidates + 1, candidates.max())))
+    with pytest.raises(ExportError, match="verification failed, nothing written: the fixed shortlist's decoder"):
+        _fixed_folder(tiny_att_run, tmp_path / "bad", np.arange(4, 40))
+    assert not (tmp_path / "bad" / "onnx").exists()
