@@ -19,7 +19,8 @@ import numpy as np
 
 from common import TASKS, emit, machine, require_shared
 
-SIZES = [(500, 50), (1000, 100), (2000, 100)]
+# per-source lists, then fixed ones (per_source 0: the same candidates for every sentence, format 7)
+SIZES = [(500, 50), (1000, 100), (2000, 100), (3000, 0), (4000, 0), (5116, 0), (6000, 0)]
 
 
 class FirstPairs:

@@ -90,7 +90,7 @@ def test_profile_step_quick_runs_and_its_groups_add_up_to_the_step(tiny_att_onnx
 def test_shortlist_coverage_quick_runs(tiny_att_run, tiny_att_onnx):
     result = _quick("benchmarks/shortlist_coverage.py", "--checkpoint", str(tiny_att_run / "checkpoint.pth"),
                     "--folder", str(tiny_att_onnx))
-    assert len(result["results"]) == 6 and result["test_sentences"] <= 200
+    assert len(result["results"]) == 14 and result["test_sentences"] <= 200
     assert all(0 <= r["coverage_b1"] <= 1 and r["candidates_b1"] > 0 for r in result["results"].values())
 
 
