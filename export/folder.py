@@ -103,15 +103,12 @@ def default_shortlist(ckpt: dict) -> bool:
 def fixed_candidates(source: Exported):
     """The target ids of a fixed shortlist (no per-source lists: the same for every batch), sorted,
     as the runtime derives them from shortlist.npz; None for a shortlist with per-source lists."""
-    import numpy as np
-
     from runtime.shortlist import Shortlist
 
     state = source.ckpt["shortlist"]
     if int(state["sizes"]["per_source"]) != 0:
         return None
-    shortlist = Shortlist(state["frequent"].numpy(), state["by_source"].numpy(), len(source.tgt_vocab))
-    return shortlist.candidates(np.zeros((1, 1), dtype=np.int64))
+    return Shortlist(state["frequent"].numpy(), state["by_source"].numpy(), len(source.tgt_vocab)).always_ids()
 
 
 def write_fixed_shortlist_decoder(source: Exported, paths, candidates, texts: list[str], verify: bool) -> Path:

@@ -356,7 +356,7 @@ def info(model_dir):
     case = "lower-cased" if tokenizer.lowercase else "cased"
     click.echo(f"vocabularies      {kind} ({case}): source {cfg.src_vocab_size}, target {cfg.tgt_vocab_size}")
     click.echo(f"decoder           attention: {cfg.attention}")
-    if cfg.shortlist and fixed_shortlist(cfg):
+    if fixed_shortlist(cfg):
         click.echo(f"shortlist         fixed: {cfg.shortlist['frequent']} frequent target ids and the specials, "
                    "for every batch (--no-shortlist: the whole vocabulary)")
     elif cfg.shortlist:

@@ -48,6 +48,11 @@ class Shortlist:
             raise ShortlistError(f"target ids outside the vocabulary of {tgt_vocab_size}")
         return cls(frequent, by_source, tgt_vocab_size)
 
+    def always_ids(self) -> np.ndarray:
+        """(K,) int64, sorted: the ids every batch has (the specials and the frequent ids), which are a
+        fixed shortlist's candidates (format 7, no per-source lists)."""
+        return np.flatnonzero(self.always)
+
     def candidates(self, src_ids: np.ndarray) -> np.ndarray:
         """src_ids (B, S) int64 (padding included: <pad>'s row is the specials') -> (K,) int64, sorted."""
         chosen = self.always.copy()  # a mask, not a set union: (V,) bools beat sorting K ids

@@ -150,7 +150,7 @@ class Translator:
                                               self.shortlist, whole_decoder=whole,
                                               int8=self.config.quantization == "int8")
         elif fixed_file:  # its candidates ride in the state for beam search (log_probs column -> id)
-            output_layer = FixedShortlist(self.shortlist.candidates(np.zeros((1, 1), dtype=np.int64)))
+            output_layer = FixedShortlist(self.shortlist.always_ids())
         self.encoder = EncoderSession(sessions[ENCODER_FILE], self.device, output_layer=output_layer)
         decoders = {name: DecoderSession(sessions[name], self.device) for name in (DECODER_FILE, rows_file, fixed_file)
                     if name in sessions}
