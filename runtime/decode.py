@@ -10,15 +10,17 @@ from runtime.vocab import EOS_ID, PAD_ID, SOS_ID, max_target_len
 def pad_batch(rows) -> tuple[np.ndarray, np.ndarray]:
     """Id rows (lists or arrays) -> ids (B, S) int64 padded with <pad>, lengths (B,) int64: the encoder
     graph's inputs (and the trainer's batches)."""
-    lengths = [len(r) for r in rows]  # Python's max, not numpy's: see greedy_search on numpy calls
+    lengths = [len(r) for r in rows]  # Python's min and max, not numpy's: see greedy_search on numpy calls
+    if min(lengths) == max(lengths):  # nothing to pad (one sentence): one numpy call, not one per row
+        return np.array(rows, dtype=np.int64).reshape(len(rows), lengths[0]), np.array(lengths, dtype=np.int64)
     src = np.full((len(rows), max(lengths)), PAD_ID, dtype=np.int64)
     for k, row in enumerate(rows):
         src[k, : lengths[k]] = row
     return src, np.array(lengths, dtype=np.int64)
 
 
-def greedy_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray, max_lens: np.ndarray) -> list[list[int]]:
-    """src_ids (B, S), src_lengths (B,), max_lens (B,) -> each sentence's ids, <eos> excluded.
+def greedy_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray, max_lens) -> list[list[int]]:
+    """src_ids (B, S), src_lengths (B,), max_lens (B,) ints -> each sentence's ids, <eos> excluded.
 
     Every sentence runs until its own <eos> or cap; the batch stops when all have ended. Once a
     quarter of the rows still decoding have ended, the state drops them (decoder.select): a step's
@@ -72,10 +74,10 @@ def decode_rows(encoder, decoder, rows: dict[int, list[int]], decoding, *, max_l
     for start in range(0, len(order), batch_size):
         keys = order[start : start + batch_size]
         src, lengths = pad_batch([rows[i] for i in keys])  # (B, S), (B,)
-        caps = np.array([max_target_len(int(n), decoding, max_len) for n in lengths])
+        caps = [max_target_len(len(rows[i]), decoding, max_len) for i in keys]
         if beam_size == 1 and not with_scores:
             hyps = [[(ids, 0.0)] for ids in greedy_search(encoder, decoder, src, lengths, caps)]
         else:
-            hyps = beam_search(encoder, decoder, src, lengths, caps, beam_size, n_best, length_penalty)
+            hyps = beam_search(encoder, decoder, src, lengths, np.array(caps), beam_size, n_best, length_penalty)
         out.update(zip(keys, hyps))
     return out

@@ -24,7 +24,7 @@ class Unit:
     end: int
     prepared: str  # what the model reads
     casing: str  # for restore_casing
-    tokens: tuple[str, ...] | None = None  # its source tokens, when splitting counted them already
+    ids: tuple[int, ...] | None = None  # its source token ids, when splitting counted them already
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ class TextCodec:
         out = []
         for start, end in sentence_spans(text, self.text.source_language) if split else whole_span(text):
             prepared, kind = prepare_source(text[start:end], self.text)
-            tokens = tuple(self.tokenizer.tokenize(prepared, "src")) if split else None
-            if split and len(tokens) > self.max_source_len - 2:
+            ids = tuple(self.tokenizer.encode(prepared, "src", self.src_vocab)) if split else None
+            if split and len(ids) > self.max_source_len - 2:
                 out += [Unit(index, a, b, p, kind) for a, b, p in self._pieces(text, start, end, prepared)]
             else:
-                out.append(Unit(index, start, end, prepared, kind, tokens))
+                out.append(Unit(index, start, end, prepared, kind, ids))
         return out
 
     def _pieces(self, text: str, start: int, end: int, prepared: str) -> list[tuple[int, int, str]]:
@@ -68,10 +68,10 @@ class TextCodec:
         pieces.append((spans[first].start(), spans[-1].end(), " ".join(words[first:])))
         return pieces
 
-    def source_ids(self, prepared: str, tokens=None) -> tuple[list[int] | None, bool]:
+    def source_ids(self, prepared: str, ids=None) -> tuple[list[int] | None, bool]:
         """-> source ids (None for text without a token, e.g. only control characters), truncated?
-        tokens: prepared's source tokens, if counted already (one SentencePiece call a sentence, not two)."""
-        return encode_text(prepared, self.tokenizer, self.src_vocab, self.reverse_source, self.max_source_len, tokens)
+        ids: prepared's token ids, if counted already (one SentencePiece call a sentence, not two)."""
+        return encode_text(prepared, self.tokenizer, self.src_vocab, self.reverse_source, self.max_source_len, ids)
 
     def output(self, ids, unit: Unit) -> str:
         return restore_casing(decode_text(ids, self.tokenizer, self.tgt_vocab), unit.casing)
@@ -100,7 +100,7 @@ def prepare_texts(codec: TextCodec, texts: list[str], split: bool = True) -> Pre
     units = [codec.units(i, text, split) for i, text in enumerate(texts)]
     rows, truncated = [], 0
     for unit in (u for us in units for u in us):
-        ids, cut = codec.source_ids(unit.prepared, unit.tokens)
+        ids, cut = codec.source_ids(unit.prepared, unit.ids)
         rows.append(ids)
         truncated += cut
     return Prepared(list(texts), units, rows, truncated)

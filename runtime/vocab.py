@@ -69,28 +69,33 @@ def source_ids(tokens: list[str], vocab: Vocab, reverse: bool, max_source_len: i
     Sutskever et al. reverse the source so the first source words sit next to the first target
     words, which shortens the dependencies the LSTM must carry.
     """
-    words = vocab.ids(tokens[: max(0, max_source_len - 2)])
+    return framed(vocab.ids(tokens[: max(0, max_source_len - 2)]), reverse, max_source_len)
+
+
+def framed(ids, reverse: bool, max_source_len: int) -> list[int]:
+    """A source's token ids -> <sos> + (reversed) ids + <eos>, at most max_source_len ids in all."""
+    words = list(ids[: max(0, max_source_len - 2)])
     if reverse:
         words.reverse()
     return [SOS_ID] + words + [EOS_ID]
 
 
 def encode_text(text: str, tokenizer, vocab: Vocab, reverse: bool, max_source_len: int,
-                tokens=None) -> tuple[list[int] | None, bool]:
+                ids=None) -> tuple[list[int] | None, bool]:
     """Source text -> (source_ids, whether it was truncated); None for text without a token
     (blank, or only control characters), which translates to "". One path for the runtime, the
-    trainer's evaluation and the export's verification. tokens: the text's, if tokenized already."""
+    trainer's evaluation and the export's verification. ids: the text's token ids, if encoded already."""
     if not text.strip():
         return None, False
-    tokens = tokenizer.tokenize(text, "src") if tokens is None else tokens
-    if not tokens:
+    ids = tokenizer.encode(text, "src", vocab) if ids is None else ids
+    if not ids:
         return None, False
-    return source_ids(tokens, vocab, reverse, max_source_len), len(tokens) > max_source_len - 2
+    return framed(ids, reverse, max_source_len), len(ids) > max_source_len - 2
 
 
 def decode_text(ids, tokenizer, vocab: Vocab) -> str:
     """Target ids (up to <eos>) -> text."""
-    return tokenizer.detokenize(vocab.tokens(ids), "tgt")
+    return tokenizer.decode(ids, "tgt", vocab)
 
 
 def target_ids(tokens: list[str], vocab: Vocab) -> list[int]:

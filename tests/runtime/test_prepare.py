@@ -49,3 +49,33 @@ def test_normalize_composes_and_collapses_spacing():
     decomposed = unicodedata.normalize("NFD", "été")
     assert decomposed != "été" and normalize(f" \t{decomposed}\n  x ") == "été x"
     assert sentence_case("¿QUÉ TAL?") == "¿Qué tal?"
+
+
+def _casing_per_character(text: str, language: str | None) -> str:
+    """The rule, one character at a time (as casing() was written before it used str methods)."""
+    import re
+
+    letters = [c for c in text if c.isupper() or c.islower()]
+    if len(letters) >= 2 and all(c.isupper() for c in letters):
+        return UPPER
+    words = [w for w in re.findall(r"\w[\w'’-]*", text) if any(c.isalpha() for c in w)]
+    if language in ("de", "lb") or len(words) < 3:
+        return AS_WRITTEN
+    return TITLE if all(next(c for c in w if c.isalpha()).isupper() for w in words) else AS_WRITTEN
+
+
+def test_casing_follows_the_rule_on_random_text():
+    """Random text of capitals, small letters, digits, apostrophes and hyphens, and its ALL CAPS and
+    Title Case forms: the same class as the rule letter by letter. (A title case letter such as "ǅ"
+    is no capital for str.isupper: such text is not ALL CAPS; the rule letter by letter ignored it.)"""
+    import random
+
+    rng = random.Random(0)
+    alphabet = list("aZéÉßжЖΩ中1_'’-.!?") + [" "] * 5
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16))) for _ in range(20000)]
+    texts += [t.upper() for t in texts[:3000]] + [t.title() for t in texts[:3000]]
+    for text in texts:
+        for language in ("en", "de"):
+            assert casing(text, language) == _casing_per_character(text, language), (text, language)
+    assert {casing(t, "en") for t in texts} == {UPPER, TITLE, AS_WRITTEN}
+    assert casing("ǅEMAL", "en") == AS_WRITTEN and casing("ǄEMAL", "en") == UPPER

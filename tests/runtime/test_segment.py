@@ -58,3 +58,48 @@ def test_a_long_text_without_punctuation_is_cut_to_fit_not_truncated(translator)
         warnings.simplefilter("error", TruncationWarning)
         out = translator.translate(text)
     assert out.count(" ") >= len(units) - 1 and out.strip()
+
+
+def _sentencex_spans(text: str, language: str) -> list[tuple[int, int]]:
+    """What sentence_spans gave before its shortcut: sentencex on every line."""
+    import re
+
+    import sentencex
+
+    spans = []
+    for line in re.finditer(r"[^\n]+", text):
+        for b in sentencex.get_sentence_boundaries(language, line.group()):
+            segment = line.group()[b["start_index"]: b["end_index"]]
+            if segment.strip():
+                start = line.start() + b["start_index"] + len(segment) - len(segment.lstrip())
+                spans.append((start, start + len(segment.strip())))
+    return spans
+
+
+def test_one_sentence_lines_skip_sentencex_and_split_as_it_does(monkeypatch):
+    """Lines of words, spaces, commas, apostrophes and hyphens with at most one final . ! or ? are
+    taken whole without sentencex: in every language it knows (Armenian splits "?." -- not such a
+    line), on random lines of that form, it would not have split them either."""
+    import random
+
+    import sentencex
+
+    rng = random.Random(0)
+    letters = list("abcxyzABCXYZ019_éÉßжЖΩ中") + [" "] * 6 + [",", "'", "’", "-", "\t"]
+    languages = ["en", "fr", "de", "hy", "el", "ar", "zh", "ja", "hi", "ru", "es", "am", "my", "xx", ""]
+    lines = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 30))) + rng.choice(["", ".", "!", "?"])
+             + rng.choice(["", " ", "\t "]) for _ in range(3000)]
+    expected = {(line, lang): _sentencex_spans(line, lang or "en") for line in lines for lang in languages}
+    calls = []
+    real = sentencex.get_sentence_boundaries
+    monkeypatch.setattr(sentencex, "get_sentence_boundaries", lambda *a: calls.append(a) or real(*a))
+    for (line, lang), spans in expected.items():
+        assert sentence_spans(line, lang or None) == spans, (line, lang)
+    assert not calls  # taken whole, and rightly
+    # anything else still goes to sentencex, whose split stands
+    for text, lang in [("Hello Mr. Smith. How are you?", "en"), ("Wait... what?", "en"), ("He said: \"go\".", "en"),
+                       ("It costs 3.5 euros.", "en"), ("x?.", "hy"), ("Abc def.)", "en"), ("Ab '' Cd e.'", "fr")]:
+        spans = _sentencex_spans(text, lang)
+        calls.clear()
+        assert sentence_spans(text, lang) == spans and len(calls) == 1
+    assert len(sentence_spans("x?.", "hy")) == 2 and len(sentence_spans("Abc def.)", "en")) == 2  # sentencex's own splits

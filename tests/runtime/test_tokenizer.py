@@ -46,3 +46,31 @@ def test_source_reversed_with_specials_and_truncated():
     assert target_ids(["a"], v) == [SOS_ID, a, EOS_ID]
     dec = DecodingDefaults(max_len_a=2.0, max_len_b=10, max_len=256)
     assert max_target_len(5, dec) == 20 and max_target_len(500, dec) == 256 and max_target_len(500, dec, cap=30) == 30
+
+
+def test_encode_and_decode_go_through_the_vocabulary_ids():
+    """encode = the tokens' vocabulary ids; decode = Vocab.tokens then detokenize (up to <eos>,
+    specials dropped but <unk>), for word tokenizers and SentencePiece alike."""
+    from runtime.vocab import PAD_ID
+
+    tok = Tokenizer()
+    v = Vocab.build([tok.tokenize("the cat is black. the dog is white!")])
+    assert tok.encode("The cat is green.", "src", v) == v.ids(["the", "cat", "is", "green", "."])
+    ids = v.ids(["the", "cat"]) + [UNK_ID, SOS_ID, PAD_ID] + v.ids(["."]) + [EOS_ID] + v.ids(["dog"])
+    assert tok.decode(ids, "tgt", v) == tok.detokenize(["the", "cat", "<unk>", "."]) == "The cat <unk>."
+
+
+def test_sentencepiece_ids_are_its_pieces_vocabulary_ids(tiny_spm_onnx):
+    import random
+
+    from runtime import Translator
+    from runtime.vocab import PAD_ID
+
+    t = Translator(tiny_spm_onnx, device="cpu")
+    tok, src, tgt = t.tokenizer, t.src_vocab, t.tgt_vocab
+    for text in ["Where is the station?", "ÉTÉ à Paris, 3.5 km", "zzqx ✓ ünknown", ""]:
+        assert tok.encode(text, "src", src) == src.ids(tok.tokenize(text, "src"))
+    rng = random.Random(0)
+    for _ in range(500):
+        ids = [rng.choice([PAD_ID, UNK_ID, SOS_ID, EOS_ID] + [rng.randrange(4, len(tgt))] * 8) for _ in range(rng.randint(0, 12))]
+        assert tok.decode(ids, "tgt", tgt) == tok.detokenize(tgt.tokens(ids), "tgt")

@@ -5,6 +5,7 @@ const WORD = /[\p{L}\p{N}_][\p{L}\p{N}_'’-]*/gu;
 const NO_TITLE_CASE = new Set(["de", "lb"]);
 const isUpper = (c) => c !== c.toLowerCase() && c === c.toUpperCase();
 const isLower = (c) => c !== c.toUpperCase() && c === c.toLowerCase();
+const isTitle = (c) => c !== c.toUpperCase() && c !== c.toLowerCase(); // "ǅ": no capital (str.isupper)
 const isAlpha = (c) => /\p{L}/u.test(c);
 
 export function normalize(text) {
@@ -12,7 +13,7 @@ export function normalize(text) {
 }
 
 export function casing(text, language) {
-  const letters = [...text].filter((c) => isUpper(c) || isLower(c));
+  const letters = [...text].filter((c) => isUpper(c) || isLower(c) || isTitle(c));
   if (letters.length >= 2 && letters.every(isUpper)) return "upper";
   const words = (text.match(WORD) || []).filter((w) => [...w].some(isAlpha));
   if (NO_TITLE_CASE.has(language) || words.length < 3) return "as_written";
