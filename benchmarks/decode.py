@@ -101,7 +101,8 @@ def runtime_row(model_dir: str, texts: list[str], batch: int, device: str) -> tu
 def graphs_row(model_dir: str, texts: list[str], device: str) -> tuple[list[float], list[str]]:
     """Batch 1 with everything but the graphs' runs free: per sentence, the encoder's run and the
     decoder steps its translation takes (counted in a first pass), each step fed the last one's
-    outputs, timed without the Python around them (the sentence's preparation and tokens, the
+    outputs (a format 8 fixed shortlist's decoder: one run of its Loop, as the runtime runs it at
+    batch 1), timed without the Python around them (the sentence's preparation and tokens, the
     greedy loop's bookkeeping, the session wrappers, detokenizing). What no change outside the
     graphs can beat; its outputs are the translations of the first pass."""
     import numpy as np
@@ -109,7 +110,9 @@ def graphs_row(model_dir: str, texts: list[str], device: str) -> tuple[list[floa
     import runtime
     from runtime import Translator
     from runtime.decode import pad_batch
-    from runtime.vocab import SOS_ID
+    from runtime.vocab import SOS_ID, max_target_len
+
+    from runtime.state import MAX_STEPS, STEP_IDS  # this tree's row only
 
     runtime.share_thread_pool()
     t = Translator(model_dir, device=device)
@@ -117,7 +120,7 @@ def graphs_row(model_dir: str, texts: list[str], device: str) -> tuple[list[floa
     wrapper = getattr(t.decoder, "rows", t.decoder)
     encoder, decoder = t.encoder.session, wrapper.session
     enc_names = [o.name for o in encoder.get_outputs()]
-    dec_names = [o.name for o in decoder.get_outputs() if o.name != "log_probs"]  # what greedy search asks for
+    dec_names = [o.name for o in decoder.get_outputs() if o.name not in ("log_probs", STEP_IDS)]  # what greedy search asks for
     dec_inputs = [i.name for i in decoder.get_inputs()]
     steps, outs, counted = [], [], []
     run = wrapper.run
@@ -134,13 +137,17 @@ def graphs_row(model_dir: str, texts: list[str], device: str) -> tuple[list[floa
         steps.append(len(counted))
     wrapper.run = run
     times = []
+    multi_step = getattr(wrapper, "multi_step", False)  # format 8: a sentence's steps in one run
     for text, n in zip(texts, steps):
         src, lengths = pad_batch([t.encode(text)[0]])
+        cap = np.array(max_target_len(src.shape[1], t.config.decoding), dtype=np.int64)
         t0 = time.perf_counter()
         state = dict(zip(enc_names, encoder.run(enc_names, {"src_ids": src, "src_lengths": lengths})))
         state.update(prev_ids=np.array([SOS_ID]), input_feed=np.zeros_like(state["hidden"][0]))
         feeds = {name: state[name] for name in dec_inputs}
-        for _ in range(n):
+        if multi_step:
+            decoder.run([STEP_IDS], {**feeds, MAX_STEPS: cap})
+        for _ in range(0 if multi_step else n):
             out = dict(zip(dec_names, decoder.run(dec_names, feeds)))
             feeds.update({"prev_ids": out["next_ids"], **{k[len("new_"):]: v for k, v in out.items() if k.startswith("new_")}})
         times.append(time.perf_counter() - t0)

@@ -77,7 +77,12 @@ def nodes(folder: Path, graph: str, feeds: dict, repeat: int) -> dict:
         opts.use_per_session_threads = False
         opts.log_severity_level = 3
         opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        ort.InferenceSession(onnx.load(str(folder / graph)).SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        model = onnx.load(str(folder / graph))
+        if any(n.op_type == "Loop" for n in model.graph.node):  # format 8: the step inside the Loop, node by node
+            from export.step_graph import step_of
+
+            model = step_of(model)
+        ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         optimized = onnx.load(opts.optimized_model_filepath)
     g = optimized.graph
     inputs = {i.name: feeds[i.name] for i in g.input}
@@ -112,7 +117,7 @@ def nodes(folder: Path, graph: str, feeds: dict, repeat: int) -> dict:
     per_node = {name: round(_us(run, repeat) - base, 1) for name, run in runs.items()}
     heavy = sorted(per_node, key=per_node.get, reverse=True)[:HEAVY]
     in_sequence = round(_us(lambda: [runs[n]() for n in heavy], repeat) - HEAVY * base, 1)
-    step_names = [o.name for o in whole.get_outputs() if o.name != "log_probs"]
+    step_names = [o.name for o in whole.get_outputs() if o.name not in ("log_probs", "step_ids")]
     step_feeds = {i.name: feeds[i.name] for i in whole.get_inputs()}
     return {"step_us": round(_us(lambda: whole.run(step_names, step_feeds), repeat), 1),
             "nodes_alone_us": round(sum(per_node.values()), 1), "heaviest_alone_us": round(sum(per_node[n] for n in heavy), 1),

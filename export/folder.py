@@ -116,12 +116,14 @@ def write_fixed_shortlist_decoder(source: Exported, paths, candidates, texts: li
     verified against decoder.onnx -> its path."""
     import onnx
 
-    from export.step_graph import fixed_shortlist_decoder
+    from export.step_graph import fixed_shortlist_decoder, multi_step_decoder
     from export.verify import VerificationError, check_fixed_shortlist
+    from runtime.vocab import EOS_ID
     from runtime.model_format import DECODER_SHORTLIST_FILE
 
     path = paths[1].with_name(DECODER_SHORTLIST_FILE)
-    onnx.save(fixed_shortlist_decoder(onnx.load(str(paths[1])), candidates), str(path))
+    step = fixed_shortlist_decoder(onnx.load(str(paths[1])), candidates)
+    onnx.save(multi_step_decoder(step, EOS_ID), str(path))
     if verify:
         try:
             check_fixed_shortlist(paths, path, candidates, texts, source.tokenizer, source.src_vocab, source.model.cfg)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from export.graph_builder import GraphBuilder, lstm_weights, onnx_model, tensor_shapes
-from runtime.state import ATTENTION_LUONG, decoder_inputs, decoder_outputs
+from runtime.state import ATTENTION_LUONG, LOG_PROBS_WIDTH, MAX_STEPS, STEP_IDS, decoder_inputs, decoder_outputs
 
 # onnxruntime's CPU ArgMax walks a row one value at a time: over (32, 8000) logits it took 156 us, a
 # fifth of a step. The same index from a vectorised ReduceMax over blocks of 64, ArgMax over the 125
@@ -165,4 +165,111 @@ def fixed_shortlist_decoder(decoder, candidates: np.ndarray):
     graph.initializer.extend(i for i in builder.inits if i.name not in {x.name for x in graph.initializer})
     log_probs = next(o for o in graph.output if o.name == "log_probs")
     log_probs.type.tensor_type.shape.dim[1].dim_value = k
+    return model
+
+
+
+def _renamed_nodes(nodes, local: set, prefix: str) -> list:
+    """Copies of nodes with the values in `local` renamed prefix + name (a subgraph may not reuse a
+    name of the graph around it)."""
+    out = []
+    for n in nodes:
+        copy = type(n)()
+        copy.CopyFrom(n)
+        copy.input[:] = [prefix + x if x in local else x for x in n.input]
+        copy.output[:] = [prefix + x if x in local else x for x in n.output]
+        out.append(copy)
+    return out
+
+
+
+def multi_step_decoder(step, eos_id: int):
+    """A one-step decoder's ModelProto (a fixed shortlist's, fixed_shortlist_decoder) -> the decoder of
+    format 8: the step inside an ONNX Loop, so greedy search at batch 1 runs in one call.
+
+        max_steps (int64 scalar, default 1) and log_probs_width (default 0): initializers that are also
+            graph inputs, so onnxruntime takes them as defaults (and they are not among the inputs
+            get_inputs() lists)
+        Loop(max_steps, prev_ids, hidden, cell[, input_feed]): the step, each step's next_ids the next
+            one's prev_ids, memory, keys, score_bias and the weights from the outer graph; it goes on
+            while no row's next id is <eos>
+        next_ids, new_* = the last step's; step_ids (n, B) = every step's next_ids, n <= max_steps (up
+            to and with the first <eos>); log_probs (B, min(K, log_probs_width)) = the last step's
+            first columns: (B, 0) unless asked, so steps that need no log-probs copy none out of the Loop
+
+    Its steps run the kernels runtime/decode.py runs one step at a time: the same ids (export/verify.py
+    check_fixed_shortlist checks it), without a run call and the Python around it at every step
+    (docs/benchmarks.md, format 8)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = step.graph
+    carried = [i.name for i in graph.input if i.name in ("prev_ids", "hidden", "cell", "input_feed")]
+    produced = {o for n in graph.node for o in n.output if o}
+    new = {"prev_ids": "next_ids", "hidden": "new_hidden", "cell": "new_cell", "input_feed": "new_input_feed"}
+    types = {v.name: v.type for v in list(graph.input) + list(graph.output)}
+    value = lambda name, as_name: helper.make_value_info(as_name, types[name])
+    body = _renamed_nodes(graph.node, set(carried) | produced, "step/")  # its carried values are its own inputs
+    body += [  # go on while no row wrote <eos> (ReduceMax over all rows: every opset from 14 on)
+        helper.make_node("Equal", ["step/next_ids", "loop/eos_id"], ["step/is_eos"], name="/loop/Equal"),
+        helper.make_node("Cast", ["step/is_eos"], ["step/eos_count"], name="/loop/Cast", to=TensorProto.INT64),
+        helper.make_node("ReduceMax", ["step/eos_count"], ["step/any_eos"], name="/loop/ReduceMax", keepdims=0),
+        helper.make_node("Equal", ["step/any_eos", "loop/zero"], ["step/go_on"], name="/loop/Equal_go_on"),
+        helper.make_node("Identity", ["step/next_ids"], ["step/scan_ids"], name="/loop/Identity_ids"),
+        helper.make_node("Slice", ["step/log_probs", "loop/zero1", LOG_PROBS_WIDTH, "loop/axis1"],
+                         ["step/scan_log_probs"], name="/loop/Slice_log_probs"),
+    ]
+    body_graph = helper.make_graph(
+        body, "step",
+        [helper.make_tensor_value_info("step/iteration", TensorProto.INT64, []),
+         helper.make_tensor_value_info("step/condition", TensorProto.BOOL, [])] + [value(c, "step/" + c) for c in carried],
+        [helper.make_tensor_value_info("step/go_on", TensorProto.BOOL, [])]
+        + [value(new[c], "step/" + new[c]) for c in carried]
+        + [helper.make_tensor_value_info("step/scan_ids", TensorProto.INT64, ["batch"]),
+           helper.make_tensor_value_info("step/scan_log_probs", TensorProto.FLOAT, ["batch", "width"])])
+    nodes = [helper.make_node("Loop", [MAX_STEPS, "loop/true"] + carried,
+                              [new[c] for c in carried] + [STEP_IDS, "log_probs"], name="/loop/Loop", body=body_graph)]
+    constants = {MAX_STEPS: np.array(1), LOG_PROBS_WIDTH: np.array([0]), "loop/true": np.array(True),
+                 "loop/zero": np.array(0), "loop/zero1": np.array([0]), "loop/axis1": np.array([1]),
+                 "loop/eos_id": np.array([eos_id])}
+    inits = list(graph.initializer) + [numpy_helper.from_array(v if v.dtype == bool else v.astype(np.int64), k)
+                                       for k, v in constants.items()]
+    inputs = list(graph.input) + [helper.make_tensor_value_info(MAX_STEPS, TensorProto.INT64, []),
+                                  helper.make_tensor_value_info(LOG_PROBS_WIDTH, TensorProto.INT64, [1])]
+    outputs = [o for o in graph.output if o.name != "log_probs"] + [
+        helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["steps", "batch", "scores"]),
+        helper.make_tensor_value_info(STEP_IDS, TensorProto.INT64, ["steps", "batch"])]
+    model = helper.make_model(helper.make_graph(nodes, "decoder_steps", inputs, outputs, inits),
+                              opset_imports=list(step.opset_import), ir_version=step.ir_version, producer_name=step.producer_name)
+    for prop in step.metadata_props:  # format_version, producer
+        model.metadata_props.add().CopyFrom(prop)
+    return model
+
+
+def step_of(decoder):
+    """A format 8 decoder (multi_step_decoder's ModelProto) -> the step inside its Loop as a graph of
+    its own, as fixed_shortlist_decoder gave it (format 7): for benchmarks/step_parts.py's node by
+    node table, and tests' format 7 folders."""
+    from onnx import TensorProto, helper
+
+    graph = decoder.graph
+    loop = next(n for n in graph.node if n.op_type == "Loop")
+    body = next(a.g for a in loop.attribute if a.name == "body")
+    plain = lambda x: x.removeprefix("step/")
+    nodes = []
+    for n in body.node:
+        if not n.name.startswith("/loop/"):  # the Loop's own: its condition, its scans
+            copy = type(n)()
+            copy.CopyFrom(n)
+            copy.input[:] = [plain(x) for x in n.input]
+            copy.output[:] = [plain(x) for x in n.output]
+            nodes.append(copy)
+    inputs = [i for i in graph.input if i.name not in (MAX_STEPS, LOG_PROBS_WIDTH)]
+    outputs = [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["batch", "scores"])] + [
+        o for o in graph.output if o.name not in ("log_probs", STEP_IDS)]
+    inits = [i for i in graph.initializer if not i.name.startswith("loop/") and i.name not in (MAX_STEPS, LOG_PROBS_WIDTH)]
+    model = helper.make_model(helper.make_graph(nodes, "decoder_step", inputs, outputs, inits),
+                              opset_imports=list(decoder.opset_import), ir_version=decoder.ir_version,
+                              producer_name=decoder.producer_name)
+    for prop in decoder.metadata_props:
+        model.metadata_props.add().CopyFrom(prop)
     return model

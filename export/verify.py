@@ -145,7 +145,8 @@ def check_fixed_shortlist(paths, fixed_path, candidates: np.ndarray, texts, toke
     """A fixed shortlist's decoder against decoder.onnx, each step from the same state along
     decoder.onnx's greedy path: its log-probs are decoder.onnx's renormalised over the candidates
     (1e-4 relative to max(1, |value|)), its next id is a candidate with the best of them, and the
-    new state is decoder.onnx's exactly. VerificationError if not."""
+    new state is decoder.onnx's exactly; and (format 8) greedy search of one sentence in one run of
+    its Loop writes the ids its steps write one by one. VerificationError if not."""
     from runtime.sessions import DecoderSession, make_session
 
     src, lengths, caps = _encode_batch(texts, tokenizer, src_vocab, cfg)
@@ -165,6 +166,15 @@ def check_fixed_shortlist(paths, fixed_path, candidates: np.ndarray, texts, toke
         if any(not np.array_equal(new_state[k], fixed_state[k]) for k in new_state if k in fixed_state):
             raise VerificationError("the fixed shortlist's decoder and decoder.onnx give different states")
         state, prev = new_state, next_ids
+    # its Loop (format 8): each sentence alone, greedy in one run, writes what its steps one by one write
+    if fixed.multi_step:
+        for k in range(len(texts)):
+            one = (src[k: k + 1, : lengths[k]], lengths[k: k + 1], caps[k: k + 1])
+            in_one_run = greedy_search(enc, fixed, *one)
+            fixed.multi_step = False
+            if greedy_search(enc, fixed, *one) != in_one_run:
+                raise VerificationError("the fixed shortlist's decoder writes other ids in one run than step by step")
+            fixed.multi_step = True
 
 
 def worst(a: Report, b: Report) -> Report:

@@ -34,6 +34,9 @@ def greedy_search(encoder, decoder, src_ids: np.ndarray, src_lengths: np.ndarray
     """
     state = encoder(src_ids, src_lengths)
     caps = [int(c) for c in max_lens]
+    if len(caps) == 1 and getattr(decoder, "multi_step", False):  # the steps in one run (format 8, see sessions)
+        ids = decoder.steps(np.full(1, SOS_ID, dtype=np.int64), state, caps[0])
+        return [ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids]
     out: list[list[int]] = [[] for _ in caps]  # each sentence's ids so far
     rows = list(range(len(caps)))  # the sentence of each state row
     live = [True] * len(caps)  # per state row: its sentence still decoding

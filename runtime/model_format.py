@@ -19,20 +19,21 @@ from runtime.folder_io import (MiB, REEXPORT_HINT, Folder, ModelFolderError, che
                                sha256_files)
 from runtime.prepare import TextConfig
 from runtime.state import (ATTENTIONS, ENCODER_INPUTS, OUTPUT_LAYER_INPUTS, decoder_inputs, decoder_outputs,
-                           encoder_outputs)
+                           STEP_IDS, encoder_outputs)
 from runtime.tokenizer import SPM_FILES, TOKENIZER_FILE, TokenizerFileError, folder_files, from_folder
 from runtime.vocab import SPECIAL_IDS
 
 __all__ = ["ModelFolderError", "REEXPORT_HINT", "FolderConfig", "DecodingDefaults", "open_folder", "load_config",
            "load_tokenizer", "tokenizer_files", "graph_signatures", "parse_json"]
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 # version 1 folders (word vocabularies, decoder with `logits`), 2 (no "text": languages unknown,
 # input read as typed), 3 (the decoder projects onto the whole vocabulary itself: no output layer
 # graph, no shortlist), 4 (a shortlist folder's decoder.onnx takes the output layer's rows as
-# inputs, and there is no other), 5 (each graph's weights inside its .onnx) and 6 (a shortlist
-# without per-source lists still gathers its rows per batch) still load
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+# inputs, and there is no other), 5 (each graph's weights inside its .onnx), 6 (a shortlist
+# without per-source lists still gathers its rows per batch) and 7 (a fixed shortlist's decoder
+# is one step) still load
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -49,6 +50,10 @@ WEIGHTS_FILE_VERSION = 6
 # candidates for every batch, so decoder_shortlist.onnx holds their rows itself (prepacked, as
 # decoder.onnx's whole projection) and maps its columns to target ids; no output_layer.onnx
 FIXED_SHORTLIST_VERSION = 7
+# from format 8 a fixed shortlist's decoder_shortlist.onnx is its step inside an ONNX Loop: one step
+# unless fed max_steps (an initializer, so not among its inputs), and step_ids (n, B), the ids of the
+# n steps it ran, up to the first <eos>: a batch of one decodes greedily in one run (export/step_graph.py loop_decoder)
+LOOP_DECODER_VERSION = 8
 
 
 def weights_file(graph: str) -> str:
@@ -166,6 +171,7 @@ def graph_signatures(cfg: FolderConfig) -> dict[str, tuple[dict, dict]]:
         "out_weight": (("tensor(int8)" if cfg.format_version >= SHORTLIST_DECODER_VERSION else "tensor(uint8)")
                        if cfg.quantization == "int8" else "tensor(float)", [cfg.hidden_dim, None]),
         "out_bias": ("tensor(float)", [None]),
+        STEP_IDS: ("tensor(int64)", [None, None]),
     }
 
     def decoder(rows: bool, fixed: bool = False) -> tuple[dict, dict]:
@@ -173,6 +179,9 @@ def graph_signatures(cfg: FolderConfig) -> dict[str, tuple[dict, dict]]:
         scores = ("tensor(float)", [None, None if rows or fixed else cfg.tgt_vocab_size])
         shape = lambda name: scores if name in ("log_probs", "logits") else shapes[name.removeprefix("new_")]
         outputs = (("logits",) if cfg.format_version == 1 else ()) + decoder_outputs(cfg.attention)
+        if fixed and cfg.format_version >= LOOP_DECODER_VERSION:  # log_probs: (n, B, K), each step's
+            outputs += (STEP_IDS,)
+            scores = ("tensor(float)", [None, None, None])
         return ({n: shape(n) for n in decoder_inputs(cfg.attention, cfg.format_version, rows)},
                 {n: shape(n) for n in outputs})
 

@@ -23,9 +23,10 @@ except ImportError:  # a plain `pip install .` brings neither build; the user pi
 
 from runtime.model_format import weights_file
 from runtime.shortlist import rows_pay
-from runtime.state import ENCODER_INPUTS, OUTPUT_LAYER, select_rows
+from runtime.state import ENCODER_INPUTS, LOG_PROBS_WIDTH, MAX_STEPS, OUTPUT_LAYER, STEP_IDS, select_rows
 
 CUDA = "CUDAExecutionProvider"
+ALL_COLUMNS = np.array([np.iinfo(np.int64).max], dtype=np.int64)  # a format 8 decoder's log_probs_width
 CPU = "CPUExecutionProvider"
 # onnxruntime's CUDA provider multiplies float32 in TF32 (10-bit mantissa) by default on Ampere and
 # later; full float32 keeps CUDA's translations those of the CPU and of the exported checkpoint
@@ -307,9 +308,21 @@ class DecoderSession(_Session):
         # graph order (binding order is the order of get_outputs()); a format 1 graph's `logits`
         # is left out: onnxruntime returns bound / requested outputs only
         self.outputs = [o.name for o in session.get_outputs() if o.name != "logits"]
-        self._greedy_outputs = [n for n in self.outputs if n != "log_probs"]
+        self._greedy_outputs = [n for n in self.outputs if n not in ("log_probs", STEP_IDS)]
         self.compacts = not self.bind  # select() goes through the host when the state is on a device
         self._state_outputs = [(n, n[len("new_"):]) for n in self.outputs if n.startswith("new_")]
+        # a format 8 fixed shortlist's decoder runs several steps in one call (greedy, batch 1; on the
+        # CPU path: on a device the ids would cross to the host anyway, and it is untried on CUDA)
+        self.loop = STEP_IDS in self.outputs
+        self.multi_step = self.loop and not self.bind
+
+    def steps(self, prev_ids: np.ndarray, state: State, max_steps: int) -> list[int]:
+        """Greedy search in one run (multi_step decoders, batch 1): prev_ids (1,) -> the ids of up to
+        max_steps steps, each fed the last one's, up to and with the first <eos>."""
+        feeds = {"prev_ids": prev_ids, MAX_STEPS: np.array(max_steps, dtype=np.int64)}
+        for name in self.state_inputs:
+            feeds[name] = state[name]
+        return self.run([STEP_IDS], feeds)[0][:, 0].tolist()
 
     def step(self, prev_ids: np.ndarray, state: State, want_log_probs: bool = False):
         """prev_ids (B,) int64 -> (next_ids (B,) int64, log_probs (B, K) float32 or None, new state).
@@ -318,6 +331,8 @@ class DecoderSession(_Session):
             feeds = {"prev_ids": prev_ids}
             for name in self.state_inputs:
                 feeds[name] = state[name]
+            if want_log_probs and self.loop:  # format 8: (B, 0) unless asked
+                feeds[LOG_PROBS_WIDTH] = ALL_COLUMNS
             names = self.outputs if want_log_probs else self._greedy_outputs
             outs = dict(zip(names, self.run(names, feeds)))
         else:
@@ -325,6 +340,8 @@ class DecoderSession(_Session):
             binding.bind_cpu_input("prev_ids", prev_ids)
             for name in self.state_inputs:
                 binding.bind_ortvalue_input(name, state[name])
+            if want_log_probs and self.loop:
+                binding.bind_cpu_input(LOG_PROBS_WIDTH, ALL_COLUMNS)
             # greedy copies only next_ids (B int64) to the host; beam search also needs log_probs
             for name in self.outputs:
                 host = name == "next_ids" or (name == "log_probs" and want_log_probs)
@@ -335,7 +352,8 @@ class DecoderSession(_Session):
         new_state = state.copy()
         for output, part in self._state_outputs:
             new_state[part] = outs[output]
-        return outs["next_ids"], (outs["log_probs"] if want_log_probs else None), new_state
+        log_probs = (outs["log_probs"][-1] if self.loop else outs["log_probs"]) if want_log_probs else None
+        return outs["next_ids"], log_probs, new_state
 
     def select(self, state: State, rows: np.ndarray, same_sources: bool = False) -> State:
         """Reorders / subsets the batch rows of the state (beam search); see runtime/state.py."""

@@ -24,6 +24,10 @@ DECODER_OUTPUTS = ("log_probs", "new_hidden", "new_cell", "next_ids")  # log_pro
 ATTENTION_ENCODER_OUTPUTS = ENCODER_OUTPUTS + ("memory", "keys", "score_bias")
 ATTENTION_DECODER_INPUTS = DECODER_INPUTS + ("input_feed", "memory", "keys", "score_bias")
 ATTENTION_DECODER_OUTPUTS = DECODER_OUTPUTS + ("new_input_feed",)
+# a format 8 fixed shortlist's decoder (a Loop over its step): max_steps (default 1) and log_probs_width
+# (default 0: log_probs is (B, 0) unless asked), inputs with defaults (initializers: not among the
+# inputs onnxruntime lists), and step_ids (n, B), every step's next_ids
+MAX_STEPS, LOG_PROBS_WIDTH, STEP_IDS = "max_steps", "log_probs_width", "step_ids"
 SOURCE_STATE = ("memory", "src_lengths", "keys", "score_bias")  # per source sentence; the same for all its beams
 STATE_AXIS = {"hidden": 1, "cell": 1}  # (L, B, H); every other part has the batch first, but ...
 BATCH_STATE = OUTPUT_LAYER  # ... these, which have no batch axis: one for all rows

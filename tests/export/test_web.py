@@ -114,12 +114,19 @@ def v4_shortlist_folder(tiny_att_onnx_sl, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fixed_shortlist_folder(tiny_att_run, tiny_att_onnx, tmp_path_factory):
-    """A fixed shortlist of 40% of the target vocabulary (format 7): the Python runtime's output is
-    the list's, not the whole vocabulary's."""
+    """A fixed shortlist of 40% of the target vocabulary (format 8: its step in a Loop, which the page
+    runs one step at a time): the Python runtime's output is the list's, not the whole vocabulary's."""
     from tests.runtime.test_shortlist import _fixed_folder
 
     v = Translator(tiny_att_onnx).config.tgt_vocab_size
     return _fixed_folder(tiny_att_run, tmp_path_factory.mktemp("fixedweb") / "fixed", np.arange(4, v * 4 // 10))
+
+
+@pytest.fixture(scope="module")
+def v7_fixed_folder(fixed_shortlist_folder, tmp_path_factory):
+    from tests.runtime.old_formats import write_format_7
+
+    return write_format_7(fixed_shortlist_folder, tmp_path_factory.mktemp("v7web") / "fixed")
 
 
 @pytest.fixture(scope="module")
@@ -130,13 +137,13 @@ def v1_folder(tiny_ckpt, tiny_onnx, tmp_path_factory):
 
 
 @pytest.mark.parametrize("folder", ["tiny_att_onnx", "tiny_onnx", "tiny_att_onnx_sl", "fixed_shortlist_folder",
-                                    "v5_shortlist_folder", "v4_shortlist_folder", "v3_folder", "v1_folder"])
+                                    "v7_fixed_folder", "v5_shortlist_folder", "v4_shortlist_folder", "v3_folder", "v1_folder"])
 def test_the_site_translates_as_the_python_runtime(folder, request, browser, site_of):
     """100 test sentences, several lines at once through ?q=: the page's output is the Python runtime's
     (fp32, greedy, each line whole), for the attention model (SentencePiece), the paper's model (word
     vocabulary), a folder with a shortlist (the page decodes with decoder.onnx over the whole
-    vocabulary), a fixed shortlist (format 7: the page decodes with its decoder_shortlist.onnx, as Python
-    does), the same as format 5 wrote it (weights inside the graphs), a format 4 shortlist folder (whose decoder.onnx takes the output layer's rows), a
+    vocabulary), a fixed shortlist (format 8: the page decodes with its decoder_shortlist.onnx, one step a
+    run, as Python does for batches; format 7's, the step alone), the same as format 5 wrote it (weights inside the graphs), a format 4 shortlist folder (whose decoder.onnx takes the output layer's rows), a
     format 3 folder and a format 1 one (a decoder that also returns `logits`, a tokenizer.json
     without "type").
     The tiny model's shortlist holds its whole vocabulary, so the Python runtime's output is the

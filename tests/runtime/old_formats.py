@@ -15,22 +15,39 @@ def write_format_5(folder: Path, out: Path) -> Path:
     return _relabel(out, 5)
 
 
-def write_format_6(folder: Path, out: Path) -> Path:
+def write_format_6(folder: Path, out: Path, version: int = 6) -> Path:
     """The folder the format 6 exporter wrote: today's, but for a fixed shortlist (format 7), which it
-    did not write (its shortlists all had output_layer.onnx). `folder`: today's folder, not a fixed one."""
+    did not write (its shortlists all had output_layer.onnx). `folder`: today's folder, not a fixed one.
+    (version: the label only, for write_format_7.)"""
     import onnx
 
     shutil.copytree(folder, out)
     for graph in out.glob("*.onnx"):  # the metadata only: the weights stay in the file beside
         model = onnx.load(str(graph), load_external_data=False)
-        next(p for p in model.metadata_props if p.key == "format_version").value = "6"
+        next(p for p in model.metadata_props if p.key == "format_version").value = str(version)
         onnx.save(model, str(graph))
     config = json.loads((out / "config.json").read_text())
-    config["format_version"] = 6
+    config["format_version"] = version
     config["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())
                        if p.name != "config.json"}
     (out / "config.json").write_text(json.dumps(config))
     return out
+
+
+def write_format_7(folder: Path, out: Path) -> Path:
+    """The folder the format 7 exporter wrote: today's, but a fixed shortlist's decoder_shortlist.onnx
+    is the one step (export/step_graph.py step_of: the step inside today's Loop), not the step in a Loop."""
+    import onnx
+
+    from export.step_graph import step_of
+    from export.weights import move_weights
+
+    shutil.copytree(folder, out)
+    step = step_of(onnx.load(str(out / "decoder_shortlist.onnx")))  # its weights read from the folder
+    (out / "decoder_shortlist.onnx").unlink()
+    onnx.save(step, str(out / "decoder_shortlist.onnx"))
+    move_weights(out / "decoder_shortlist.onnx")
+    return write_format_6(out, out.with_name(out.name + "-7"), version=7)
 
 
 def _relabel(out: Path, version: int) -> Path:

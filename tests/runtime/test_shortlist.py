@@ -301,7 +301,7 @@ def test_a_fixed_shortlist_of_the_whole_vocabulary_is_exact(tiny_att_run, tiny_a
     v = plain.config.tgt_vocab_size
     folder = _fixed_folder(tiny_att_run, tmp_path / "all", np.arange(4, v))
     fixed = Translator(folder)
-    assert fixed.config.format_version == 7 and fixed.config.shortlist == {"frequent": v - 4, "per_source": 0}
+    assert fixed.config.format_version == 8 and fixed.config.shortlist == {"frequent": v - 4, "per_source": 0}
     assert not (folder / "output_layer.onnx").exists()
     assert "out_weight" not in {i.name for i in onnx.load(str(folder / "decoder_shortlist.onnx")).graph.input}
     src = np.array([fixed.encode(SENTENCES[0])[0]])
@@ -436,5 +436,73 @@ def test_export_refuses_a_fixed_shortlist_decoder_that_scores_other_rows(tiny_at
     monkeypatch.setattr(export.step_graph, "fixed_shortlist_decoder",
                         lambda decoder, candidates: cut(decoder, np.minimum(candidates + 1, candidates.max())))
     with pytest.raises(ExportError, match="verification failed, nothing written: the fixed shortlist's decoder"):
+        _fixed_folder(tiny_att_run, tmp_path / "bad", np.arange(4, 40))
+    assert not (tmp_path / "bad" / "onnx").exists()
+
+
+def _test_sentences(n: int) -> list[str]:
+    from trainer.builtin_corpus import pairs  # the tiny models' own kind of text
+
+    return [src for src, _ in pairs("test")[:n]]
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_a_batch_of_one_decodes_greedily_in_one_run(tiny_att_run, quantize, tmp_path):
+    """Format 8: a fixed shortlist's decoder is its step inside a Loop. Greedy search of one sentence
+    is one run of it (the encoder's, then one of the decoder), and writes exactly what stepping it
+    one run at a time writes (the same kernels), caps (max_len) included; batches, beam search and
+    scores step through it one run a step, as before."""
+    folder = _fixed_folder(tiny_att_run, tmp_path / "few", np.arange(4, 40), quantize)
+    loop, stepwise = Translator(folder), Translator(folder)
+    assert loop.config.format_version == 8 and loop.decoder.multi_step
+    stepwise.decoder.multi_step = False
+    runs = []
+    run = loop.decoder.run
+    loop.decoder.run = lambda names, feeds: runs.append(names) or run(names, feeds)
+    texts = SENTENCES + _test_sentences(60)
+    for cap in (None, 3):
+        runs.clear()
+        got = [loop.translate(t, max_len=cap) for t in texts]
+        assert len(runs) == len(texts)  # one decoder run a sentence
+        assert got == [stepwise.translate(t, max_len=cap) for t in texts]
+    assert all(len(loop.tokenizer.encode(t, "tgt", loop.tgt_vocab)) <= 3 for t in got)
+    runs.clear()
+    assert loop.translate(texts) == stepwise.translate(texts)  # batches: a run a step
+    assert len(runs) > 2
+    _same_output(loop, stepwise)
+
+
+def test_format_7_folders_translate_as_before(tiny_att_run, tmp_path):
+    """A format 7 folder's fixed shortlist decoder is one step: it loads, steps as it did, and
+    translates as the format 8 folder of the same checkpoint does."""
+    from tests.runtime.old_formats import write_format_7
+
+    folder = _fixed_folder(tiny_att_run, tmp_path / "few", np.arange(4, 40))
+    old = Translator(write_format_7(folder, tmp_path / "v7"))
+    assert old.config.format_version == 7 and not old.decoder.multi_step
+    _same_output(old, Translator(folder))
+    texts = _test_sentences(40)
+    assert [old.translate(t) for t in texts] == [Translator(folder).translate(t) for t in texts]
+
+
+def test_export_refuses_a_loop_that_decodes_otherwise(tiny_att_run, tmp_path, monkeypatch):
+    """The export checks that greedy search of a sentence in one run of the Loop writes what its steps
+    one at a time write: a Loop that stops after its first step unless that wrote <eos> (each step
+    alone still right) is refused, nothing written."""
+    import export.step_graph
+    from onnx import numpy_helper
+
+    from export.folder import ExportError
+
+    wrap = export.step_graph.multi_step_decoder
+
+    def stops_early(step, eos_id):
+        model = wrap(step, eos_id)
+        zero = next(i for i in model.graph.initializer if i.name == "loop/zero")
+        zero.CopyFrom(numpy_helper.from_array(np.array(1, dtype=np.int64), "loop/zero"))  # go on only after <eos>
+        return model
+
+    monkeypatch.setattr(export.step_graph, "multi_step_decoder", stops_early)
+    with pytest.raises(ExportError, match="in one run than step by step"):
         _fixed_folder(tiny_att_run, tmp_path / "bad", np.arange(4, 40))
     assert not (tmp_path / "bad" / "onnx").exists()

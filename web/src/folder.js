@@ -5,7 +5,7 @@
 // also their weights files), but for a format 4 folder's output layer, whose decoder.onnx takes its rows,
 // and a fixed shortlist's decoder (format 7), which it decodes with instead of decoder.onnx.
 
-export const READABLE_VERSIONS = [1, 2, 3, 4, 5, 6, 7];
+export const READABLE_VERSIONS = [1, 2, 3, 4, 5, 6, 7, 8];
 const SHORTLIST_GRAPHS = ["output_layer.onnx", "decoder_shortlist.onnx"];
 // format 7: a shortlist without per-source lists is the same for every batch, so decoder_shortlist.onnx
 // holds its rows and maps its columns to target ids itself: decoder.onnx's inputs and outputs, over the
