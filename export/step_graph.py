@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from export.graph_builder import GraphBuilder, lstm_weights, onnx_model, tensor_shapes
+from runtime.model_format import FIXED_CANDIDATES
 from runtime.state import ATTENTION_LUONG, LOG_PROBS_WIDTH, MAX_STEPS, STEP_IDS, decoder_inputs, decoder_outputs
 
 # onnxruntime's CPU ArgMax walks a row one value at a time: over (32, 8000) logits it took 156 us, a
@@ -153,7 +154,7 @@ def fixed_shortlist_decoder(decoder, candidates: np.ndarray):
         _blocked_argmax(builder.node, builder.const, "logits", "column", k, ARGMAX_BLOCK)
     else:
         builder.node("ArgMax", ["logits"], ["column"], "/ArgMax", axis=-1, keepdims=0)
-    builder.node("Gather", [builder.const("shortlist.candidates", candidates.astype(np.int64)), "column"], ["next_ids"],
+    builder.node("Gather", [builder.const(FIXED_CANDIDATES, candidates.astype(np.int64)), "column"], ["next_ids"],
                  "/out/Gather_ids")
     kept = [n for n in graph.node if not n.name.startswith("/argmax/") and n.name != "/ArgMax"]
     used = {x for n in kept for x in n.input}

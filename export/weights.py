@@ -17,12 +17,13 @@ def split_weights(path: Path) -> tuple[bytes, bytes]:
     from onnx.external_data_helper import set_external_data
     from safetensors.numpy import save
 
-    from runtime.model_format import weights_file
+    from runtime.model_format import FIXED_CANDIDATES, weights_file
     from runtime.weights import read_header
 
     model = onnx.load(str(path))
     arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    moved = {name: array for name, array in arrays.items() if array.nbytes >= MIN_BYTES}
+    # a fixed shortlist's candidates always: the runtime reads them from the weights file (format 8)
+    moved = {name: array for name, array in arrays.items() if array.nbytes >= MIN_BYTES or name == FIXED_CANDIDATES}
     data = save(moved, metadata={"graph": path.name})
     start, header = read_header(data)  # the offsets as the runtime will read them
     for tensor in model.graph.initializer:

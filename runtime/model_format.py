@@ -54,6 +54,9 @@ FIXED_SHORTLIST_VERSION = 7
 # unless fed max_steps (an initializer, so not among its inputs), and step_ids (n, B), the ids of the
 # n steps it ran, up to the first <eos>: a batch of one decodes greedily in one run (export/step_graph.py loop_decoder)
 LOOP_DECODER_VERSION = 8
+# from format 8 also a fixed shortlist's candidates are read from decoder_shortlist.safetensors, this
+# tensor (its decoder's own constant: the ids of its columns), not from shortlist.npz
+FIXED_CANDIDATES = "shortlist.candidates"
 
 
 def weights_file(graph: str) -> str:
@@ -280,13 +283,16 @@ def open_folder(model_dir: str | os.PathLike, keep=None, shortlist: bool | None 
 
 def unused_files(cfg: FolderConfig, shortlist: bool) -> set[str]:
     """The files a Translator with its shortlist on (True) or off does not read: with a fixed shortlist
-    on, decoder.onnx (--no-shortlist's; 22 MB of an fp32 folder to hash at every start); off, a format
+    on, decoder.onnx (--no-shortlist's; 22 MB of an fp32 folder to hash at every start) and, from format
+    8, shortlist.npz (the candidates are the fixed decoder's own FIXED_CANDIDATES); off, a format
     5+ folder's shortlist files (decoder.onnx then scores the whole vocabulary; a format 4 folder's
     decoder.onnx takes the output layer's rows, so it reads them all). Their weights files with them."""
     if not cfg.shortlist:
         return set()
     if shortlist:
         graphs = {DECODER_FILE} if fixed_shortlist(cfg) else set()
+        if fixed_shortlist(cfg) and cfg.format_version >= LOOP_DECODER_VERSION:  # its candidates: FIXED_CANDIDATES
+            graphs.add(SHORTLIST_FILE)
     else:
         graphs = set(shortlist_files(cfg)) if cfg.format_version >= SHORTLIST_DECODER_VERSION else set()
     weights = {weights_file(g) for g in graphs if g.endswith(".onnx")} if cfg.format_version >= WEIGHTS_FILE_VERSION else set()

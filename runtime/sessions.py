@@ -335,13 +335,21 @@ class DecoderSession(_Session):
                 feeds[LOG_PROBS_WIDTH] = ALL_COLUMNS
             names = self.outputs if want_log_probs else self._greedy_outputs
             outs = dict(zip(names, self.run(names, feeds)))
+        elif self.loop and want_log_probs:
+            # format 8's log_probs_width is an input with a default, which IOBinding cannot bind (it knows
+            # only the listed inputs): the feeds as OrtValues instead; the outputs stay where onnxruntime
+            # put them (the state on the device), next_ids and log_probs are brought to the host
+            feeds = {"prev_ids": ort.OrtValue.ortvalue_from_numpy(prev_ids),
+                     LOG_PROBS_WIDTH: ort.OrtValue.ortvalue_from_numpy(ALL_COLUMNS)}
+            for name in self.state_inputs:
+                feeds[name] = state[name]
+            outs = {n: v.numpy() if n in ("next_ids", "log_probs") else v
+                    for n, v in zip(self.outputs, self.session.run_with_ort_values(self.outputs, feeds))}
         else:
             binding = self.session.io_binding()
             binding.bind_cpu_input("prev_ids", prev_ids)
             for name in self.state_inputs:
                 binding.bind_ortvalue_input(name, state[name])
-            if want_log_probs and self.loop:
-                binding.bind_cpu_input(LOG_PROBS_WIDTH, ALL_COLUMNS)
             # greedy copies only next_ids (B int64) to the host; beam search also needs log_probs
             for name in self.outputs:
                 host = name == "next_ids" or (name == "log_probs" and want_log_probs)

@@ -12,7 +12,8 @@ import numpy as np
 
 from runtime.background import Background
 from runtime.model_format import (
-    DECODER_FILE, DECODER_SHORTLIST_FILE, ENCODER_FILE, MAX_BEAM, OUTPUT_LAYER_FILE, REEXPORT_HINT, SHORTLIST_FILE,
+    DECODER_FILE, DECODER_SHORTLIST_FILE, ENCODER_FILE, FIXED_CANDIDATES, MAX_BEAM, OUTPUT_LAYER_FILE, REEXPORT_HINT,
+    SHORTLIST_FILE,
     SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, WEIGHTS_FILE_VERSION, ModelFolderError, graph_signatures, load_tokenizer,
     fixed_shortlist, open_folder, parse_json, rows_decoder_file, weights_file,
 )
@@ -133,7 +134,9 @@ class Translator:
             self.tokenizer = load_tokenizer(self.model_dir, self.config, data)
             self.src_vocab = self._vocab(data, SOURCE_VOCAB_FILE, self.config.src_vocab_size, "src")
             self.tgt_vocab = self._vocab(data, TARGET_VOCAB_FILE, self.config.tgt_vocab_size, "tgt")
-            self.shortlist = self._shortlist(data) if shortlist and self.config.shortlist else None
+            self.shortlist = self._shortlist(data) if shortlist and self.config.shortlist and SHORTLIST_FILE in data else None
+            # format 8: a fixed shortlist's candidates from its decoder's weights file (shortlist.npz unread)
+            fixed_ids = self._fixed_candidates(data) if fixed_file and self.shortlist is None else None
         finally:  # no session is still being made once this returns or raises
             for job in pending:
                 job.wait()
@@ -150,7 +153,7 @@ class Translator:
                                               self.shortlist, whole_decoder=whole,
                                               int8=self.config.quantization == "int8")
         elif fixed_file:  # its candidates ride in the state for beam search (log_probs column -> id)
-            output_layer = FixedShortlist(self.shortlist.always_ids())
+            output_layer = FixedShortlist(self.shortlist.always_ids() if self.shortlist else fixed_ids)
         self.encoder = EncoderSession(sessions[ENCODER_FILE], self.device, output_layer=output_layer)
         decoders = {name: DecoderSession(sessions[name], self.device) for name in (DECODER_FILE, rows_file, fixed_file)
                     if name in sessions}
@@ -214,6 +217,21 @@ class Translator:
             return Shortlist.from_bytes(data[SHORTLIST_FILE], self.config.src_vocab_size, self.config.tgt_vocab_size)
         except ShortlistError as e:
             raise ModelFolderError(f"{self.model_dir / SHORTLIST_FILE}: {e}; {REEXPORT_HINT}") from None
+
+    def _fixed_candidates(self, data: dict) -> np.ndarray:
+        """A format 8 fixed shortlist's candidates: its decoder's own constant, in its weights file."""
+        from runtime.weights import WeightsFileError, read_weights
+
+        name = weights_file(DECODER_SHORTLIST_FILE)
+        try:
+            ids = read_weights(data[name]).get(FIXED_CANDIDATES)
+        except WeightsFileError as e:
+            raise ModelFolderError(f"{self.model_dir / name}: {e}; {REEXPORT_HINT}") from None
+        if ids is None or ids.dtype != np.int64 or ids.ndim != 1 or not len(ids) or (np.diff(ids) <= 0).any() \
+                or ids[0] < 0 or ids[-1] >= self.config.tgt_vocab_size:
+            raise ModelFolderError(f"{self.model_dir / name}: no {FIXED_CANDIDATES} of sorted target ids under "
+                                   f"{self.config.tgt_vocab_size}; {REEXPORT_HINT}")
+        return ids
 
     def _json(self, data: dict, name: str):
         return parse_json(self.model_dir, name, data[name])

@@ -117,3 +117,15 @@ def tiny_att_onnx_sl(tiny_att_run, tmp_path_factory) -> Path:
     shutil.copy(tiny_att_run / "checkpoint.pth", checkpoint)
     add_shortlist(checkpoint, ShortlistConfig(1000, 100, from_model=False), cache_dir=str(tiny_att_run / "cache"))
     return _export(tmp_path_factory, "onnx_att_sl", checkpoint, shortlist=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_att_onnx_fixed(tiny_att_run, tiny_att_onnx, tmp_path_factory) -> Path:
+    """A fixed shortlist of 40% of the target vocabulary: format 8, its decoder a Loop over its step."""
+    import numpy as np
+
+    from runtime import Translator
+    from tests.runtime.test_shortlist import _fixed_folder
+
+    v = Translator(tiny_att_onnx).config.tgt_vocab_size
+    return _fixed_folder(tiny_att_run, tmp_path_factory.mktemp("fixed") / "fixed", np.arange(4, v * 4 // 10))

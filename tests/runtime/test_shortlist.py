@@ -347,15 +347,42 @@ def test_a_fixed_shortlist_restricts_every_batch_to_its_rows(tiny_att_run, tiny_
     _same_output(Translator(folder, shortlist=False), plain)
 
 
-def test_a_fixed_shortlist_folder_with_another_list_is_refused(tiny_att_run, tmp_path):
-    """decoder_shortlist.onnx maps its columns to the ids it was cut for: a shortlist.npz listing
-    other ids (hashed into config.json, so only the first run can tell) is refused at load, in one line."""
+def test_a_fixed_shortlist_folder_takes_its_candidates_from_its_decoder(tiny_att_run, tmp_path):
+    """decoder_shortlist.onnx maps its columns to the ids it was cut for. From format 8 the runtime
+    takes them from that graph's own constant (shortlist.candidates, in its weights file) and does not
+    read shortlist.npz: another list there (hashed into config.json) changes nothing, and a constant
+    that is no sorted list of target ids is refused at load, in one line. A format 7 folder took
+    them from shortlist.npz, so one of other ids is refused there, at the first run."""
+    import hashlib
+
+    from runtime.weights import read_header
+    from tests.runtime.old_formats import write_format_7
+
     folder = _fixed_folder(tiny_att_run, tmp_path / "few", np.arange(4, 40))
     vs = Translator(folder).config.src_vocab_size
     other = _with_shortlist(folder, tmp_path / "other", np.arange(10, 46), np.zeros((vs, 0)))
+    assert Translator(other).translate(SENTENCES) == Translator(folder).translate(SENTENCES)
+
+    unsorted = tmp_path / "unsorted"
+    shutil.copytree(folder, unsorted)
+    weights = unsorted / "decoder_shortlist.safetensors"
+    data = bytearray(weights.read_bytes())
+    start, header = read_header(bytes(data))
+    begin, end = (start + o for o in header["shortlist.candidates"]["data_offsets"])
+    data[begin:end] = np.frombuffer(bytes(data[begin:end]), dtype=np.int64)[::-1].tobytes()
+    weights.write_bytes(bytes(data))
+    config = json.loads((unsorted / "config.json").read_text())
+    config["files"][weights.name] = hashlib.sha256(bytes(data)).hexdigest()
+    (unsorted / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match="no shortlist.candidates of sorted target ids") as e:
+        Translator(unsorted)
+    assert "\n" not in str(e.value)
+
+    other7 = _with_shortlist(write_format_7(folder, tmp_path / "v7"), tmp_path / "other7", np.arange(10, 46),
+                             np.zeros((vs, 0)))
     with pytest.raises(ModelFolderError, match="not the candidates of shortlist.npz"):
-        Translator(other)
-    Translator(other, shortlist=False)  # the whole vocabulary's decoder does not read it
+        Translator(other7)
+    Translator(other7, shortlist=False)  # the whole vocabulary's decoder does not read it
 
 
 def test_export_adds_the_shortlist_trainer_fit_builds_unasked():
