@@ -26,8 +26,8 @@ from runtime.shortlist import rows_pay
 from runtime.state import ENCODER_INPUTS, LOG_PROBS_WIDTH, MAX_STEPS, OUTPUT_LAYER, STEP_IDS, select_rows
 
 CUDA = "CUDAExecutionProvider"
-ALL_COLUMNS = np.array([np.iinfo(np.int64).max], dtype=np.int64)  # a format 8 decoder's log_probs_width
 CPU = "CPUExecutionProvider"
+ALL_COLUMNS = np.array([np.iinfo(np.int64).max], dtype=np.int64)  # a format 8 decoder's log_probs_width: every column
 # onnxruntime's CUDA provider multiplies float32 in TF32 (10-bit mantissa) by default on Ampere and
 # later; full float32 keeps CUDA's translations those of the CPU and of the exported checkpoint
 # (near-ties flip otherwise). The small LSTM steps are launch-bound, so TF32 would save little.
@@ -326,7 +326,8 @@ class DecoderSession(_Session):
 
     def step(self, prev_ids: np.ndarray, state: State, want_log_probs: bool = False):
         """prev_ids (B,) int64 -> (next_ids (B,) int64, log_probs (B, K) float32 or None, new state).
-        The new_* outputs replace their parts of the state; memory, keys and the rest ride along."""
+        The new_* outputs replace their parts of the state; memory, keys and the rest ride along.
+        (A format 8 decoder, a Loop, runs one step: its default; its log_probs are asked for by width.)"""
         if not self.bind:  # one dict, filled in place: at batch 1 the Python around a run is ~7 us of ~125
             feeds = {"prev_ids": prev_ids}
             for name in self.state_inputs:
