@@ -238,13 +238,15 @@ class Translator:
 
     def _vocab(self, data: dict, name: str, size: int, side: str) -> Vocab:
         where = self.model_dir / name
-        try:
-            vocab = Vocab(self._json(data, name))
+        itos = self._json(data, name)
+        pieces = self.tokenizer.pieces(side) if self.tokenizer.kind == SENTENCEPIECE else None
+        try:  # the model's own pieces when the file lists exactly them (checked as the model loaded)
+            vocab = Vocab.of_pieces(pieces) if pieces is not None and itos == pieces else Vocab(itos)
         except ValueError as e:
             raise ModelFolderError(f"{where}: {e}; {REEXPORT_HINT}") from None
         if len(vocab) != size:
             raise ModelFolderError(f"{where}: {len(vocab)} tokens, config.json says {size}; {REEXPORT_HINT}")
-        if self.tokenizer.kind == SENTENCEPIECE and vocab.itos != self.tokenizer.pieces(side):
+        if pieces is not None and vocab.itos != pieces:
             raise ModelFolderError(f"{where}: not the pieces of the {side} SentencePiece model, in its id order "
                                    f"(vocabulary and model mismatched); {REEXPORT_HINT}")
         return vocab

@@ -74,3 +74,14 @@ def test_sentencepiece_ids_are_its_pieces_vocabulary_ids(tiny_spm_onnx):
     for _ in range(500):
         ids = [rng.choice([PAD_ID, UNK_ID, SOS_ID, EOS_ID] + [rng.randrange(4, len(tgt))] * 8) for _ in range(rng.randint(0, 12))]
         assert tok.decode(ids, "tgt", tgt) == tok.detokenize(tgt.tokens(ids), "tgt")
+
+
+def test_a_vocabulary_of_sentencepiece_pieces_is_the_checked_one():
+    """Vocab.of_pieces (a SentencePiece model's pieces, checked as the model loaded) is the vocabulary
+    Vocab() builds from the same list: ids, tokens, length, equality; its token -> id map only when used."""
+    pieces = ["<pad>", "<unk>", "<sos>", "<eos>", "▁the", "▁cat", "s"]
+    fast, checked = Vocab.of_pieces(pieces), Vocab(pieces)
+    assert "stoi" not in vars(fast)
+    assert fast == checked and len(fast) == len(checked) == 7
+    assert fast.ids(["▁cat", "s", "zz"]) == checked.ids(["▁cat", "s", "zz"]) == [5, 6, UNK_ID]
+    assert fast.tokens([4, 5, EOS_ID, 6]) == checked.tokens([4, 5, EOS_ID, 6]) == ["▁the", "▁cat"]
