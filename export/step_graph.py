@@ -170,15 +170,15 @@ def fixed_shortlist_decoder(decoder, candidates: np.ndarray):
 
 
 
-def _renamed_nodes(nodes, local: set, prefix: str) -> list:
-    """Copies of nodes with the values in `local` renamed prefix + name (a subgraph may not reuse a
-    name of the graph around it)."""
+def _renamed_nodes(nodes, rename) -> list:
+    """Copies of nodes with each input and output name x as rename(x) (a Loop's body may not reuse a
+    name of the graph around it: multi_step_decoder prefixes the step's own values, step_of strips it)."""
     out = []
     for n in nodes:
         copy = type(n)()
         copy.CopyFrom(n)
-        copy.input[:] = [prefix + x if x in local else x for x in n.input]
-        copy.output[:] = [prefix + x if x in local else x for x in n.output]
+        copy.input[:] = [rename(x) for x in n.input]
+        copy.output[:] = [rename(x) for x in n.output]
         out.append(copy)
     return out
 
@@ -209,7 +209,8 @@ def multi_step_decoder(step, eos_id: int):
     new = {"prev_ids": "next_ids", "hidden": "new_hidden", "cell": "new_cell", "input_feed": "new_input_feed"}
     types = {v.name: v.type for v in list(graph.input) + list(graph.output)}
     value = lambda name, as_name: helper.make_value_info(as_name, types[name])
-    body = _renamed_nodes(graph.node, set(carried) | produced, "step/")  # its carried values are its own inputs
+    local = set(carried) | produced  # its carried values are its own inputs
+    body = _renamed_nodes(graph.node, lambda x: "step/" + x if x in local else x)
     body += [  # go on while no row wrote <eos> (ReduceMax over all rows: every opset from 14 on)
         helper.make_node("Equal", ["step/next_ids", "loop/eos_id"], ["step/is_eos"], name="/loop/Equal"),
         helper.make_node("Cast", ["step/is_eos"], ["step/eos_count"], name="/loop/Cast", to=TensorProto.INT64),
@@ -255,15 +256,8 @@ def step_of(decoder):
     graph = decoder.graph
     loop = next(n for n in graph.node if n.op_type == "Loop")
     body = next(a.g for a in loop.attribute if a.name == "body")
-    plain = lambda x: x.removeprefix("step/")
-    nodes = []
-    for n in body.node:
-        if not n.name.startswith("/loop/"):  # the Loop's own: its condition, its scans
-            copy = type(n)()
-            copy.CopyFrom(n)
-            copy.input[:] = [plain(x) for x in n.input]
-            copy.output[:] = [plain(x) for x in n.output]
-            nodes.append(copy)
+    # without the Loop's own nodes (its condition, its scans)
+    nodes = _renamed_nodes([n for n in body.node if not n.name.startswith("/loop/")], lambda x: x.removeprefix("step/"))
     inputs = [i for i in graph.input if i.name not in (MAX_STEPS, LOG_PROBS_WIDTH)]
     outputs = [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["batch", "scores"])] + [
         o for o in graph.output if o.name not in ("log_probs", STEP_IDS)]

@@ -52,7 +52,7 @@ WEIGHTS_FILE_VERSION = 6
 FIXED_SHORTLIST_VERSION = 7
 # from format 8 a fixed shortlist's decoder_shortlist.onnx is its step inside an ONNX Loop: one step
 # unless fed max_steps (an initializer, so not among its inputs), and step_ids (n, B), the ids of the
-# n steps it ran, up to the first <eos>: a batch of one decodes greedily in one run (export/step_graph.py loop_decoder)
+# n steps it ran, up to the first <eos>: a batch of one decodes greedily in one run (export/step_graph.py multi_step_decoder)
 LOOP_DECODER_VERSION = 8
 # from format 8 also a fixed shortlist's candidates are read from decoder_shortlist.safetensors, this
 # tensor (its decoder's own constant: the ids of its columns), not from shortlist.npz
